@@ -1,0 +1,149 @@
+"""Listing a Docker endpoint: the only module that talks to the Docker SDK.
+
+A scan costs a constant number of Engine API calls whatever the number of
+containers: the version negotiation, one container list and one image list.
+Per-container calls happen only for anomalies: an image missing from the
+image list (removed, or listed under another filter), or a container whose
+configured reference the daemon replaced by an image ID (the local tag moved
+since it started), whose configured name only its inspect shows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .errors import DaemonError
+
+_ID_PREFIX = "sha256:"
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """How to reach one endpoint, in docker CLI terms (the caller reads the environment)."""
+
+    host: str
+    tls_verify: bool = False
+    ca_cert: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    id: str
+    name: str
+    image: str  # the reference it was created from ("" when the daemon could not tell)
+    image_id: str
+    state: str  # running, exited, created, paused...
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
+    repo_digests: tuple[str, ...] = ()  # the image's RepoDigests ("repo@sha256:...")
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+@dataclass(frozen=True)
+class Listing:
+    containers: tuple[ContainerInfo, ...]
+    api_version: str
+    notes: tuple[str, ...] = ()  # per-container lookups that failed, as messages
+
+
+class ContainerSource(Protocol):
+    """What the scan needs from a daemon; tests may pass a fake."""
+
+    endpoint: str
+
+    def list_containers(self) -> Listing: ...
+
+
+class DockerDaemon:
+    def __init__(self, settings: DaemonSettings):
+        self.settings = settings
+        self.endpoint = settings.host
+        self._client = None
+
+    def list_containers(self) -> Listing:
+        client = self._connect()
+        try:
+            containers = client.containers(all=True)
+            images = {image["Id"]: image for image in client.images()}
+        except Exception as exc:  # the SDK raises requests' and its own errors alike
+            raise DaemonError(f"list containers on {self.endpoint}: {_reason(exc)}") from exc
+        infos, notes = [], []
+        for summary in containers:
+            info, note = self._container_info(client, summary, images)
+            infos.append(info)
+            if note:
+                notes.append(note)
+        return Listing(tuple(infos), client.api_version, tuple(notes))
+
+    def _connect(self):
+        if self._client is None:
+            self._client = _api_client(self.settings)
+        return self._client
+
+    def _container_info(self, client, summary: dict, images: dict) -> tuple[ContainerInfo, str]:
+        image_id = summary.get("ImageID") or ""
+        image = summary.get("Image") or ""
+        note = ""
+        if image_id not in images:
+            try:
+                images[image_id] = client.inspect_image(image_id)
+            except Exception as exc:
+                images[image_id] = {}
+                note = f"inspect image {image_id[:19]}: {_reason(exc)}"
+        if _looks_like_id(image, image_id):
+            try:
+                image = (client.inspect_container(summary["Id"]).get("Config") or {}).get("Image") or image
+            except Exception as exc:
+                note = f"inspect container {summary['Id'][:12]}: {_reason(exc)}"
+        names = summary.get("Names") or [summary["Id"][:12]]
+        return ContainerInfo(
+            id=summary["Id"], name=names[0].lstrip("/"), image=image, image_id=image_id,
+            state=summary.get("State") or "", labels=dict(summary.get("Labels") or {}),
+            repo_digests=tuple(images[image_id].get("RepoDigests") or ()),
+        ), note
+
+
+def _looks_like_id(image: str, image_id: str) -> bool:
+    """The daemon shows an image ID instead of the name when the name now means another image."""
+    bare = image.removeprefix(_ID_PREFIX)
+    return image == image_id or (len(bare) == 64 and all(c in "0123456789abcdef" for c in bare))
+
+
+def _api_client(settings: DaemonSettings):
+    import docker  # imported here: a Lambda cold start that never lists pays nothing for it
+    from docker.tls import TLSConfig
+
+    tls = None
+    if settings.client_cert or settings.tls_verify:
+        tls = TLSConfig(
+            client_cert=(settings.client_cert, settings.client_key) if settings.client_cert else None,
+            ca_cert=settings.ca_cert if settings.tls_verify else None,
+            verify=settings.ca_cert if settings.tls_verify and settings.ca_cert else settings.tls_verify,
+        )
+    try:
+        # "auto" asks the daemon for its API version, so both old engines (20.10 serves 1.41)
+        # and current ones that refuse old versions are spoken to in their own version.
+        return docker.APIClient(base_url=settings.host, version="auto", tls=tls, timeout=settings.timeout)
+    except Exception as exc:
+        raise DaemonError(f"connect to {settings.host}: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """A one-line cause from the SDK's nested exceptions, without the request URL's query."""
+    text = str(exc)
+    for marker, reason in (("CERTIFICATE_VERIFY_FAILED", "TLS certificate verification failed"),
+                           ("certificate required", "the daemon requires a client certificate"),
+                           ("bad certificate", "the daemon rejected the client certificate"),
+                           ("unknown ca", "the daemon does not trust the client certificate's CA"),
+                           ("Connection refused", "connection refused"),
+                           ("Read timed out", "timed out"), ("timed out", "timed out"),
+                           ("No such file or directory", "no such socket")):
+        if marker in text:
+            return reason
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:200]

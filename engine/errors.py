@@ -1,0 +1,124 @@
+"""The exceptions spyglass raises, under one root.
+
+    SpyglassError
+    ├── InvalidReferenceError      a reference that the distribution grammar rejects
+    ├── ConfigurationError         bad settings or files (exit code 2)
+    ├── DaemonError                the Docker endpoint could not be listed (exit code 3)
+    └── RegistryError              a registry operation failed; carries registry, repository, status
+        ├── UnauthorizedError      401/403, or credentials refused
+        ├── NotFoundError          404, or MANIFEST_UNKNOWN / NAME_UNKNOWN
+        ├── RateLimitedError       429 (toomanyrequests)
+        └── TransportError         no usable HTTP answer
+            ├── TLSError           handshake or verification failed
+            └── RegistryTimeoutError  connect/read timeout or the scan deadline
+
+Each class names the report ``reason`` it maps to, so callers branch on the
+class, never on message text. Messages read ``operation subject: cause`` and
+never contain a secret; URLs are passed through :func:`redact_url` first.
+"""
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+# Query parameters that may carry a secret in a URL we log or report.
+_SECRET_PARAMS = frozenset({"password", "token", "access_token", "refresh_token", "secret", "client_secret"})
+
+
+class SpyglassError(Exception):
+    """Root of every error spyglass raises on purpose."""
+
+    reason = "error"
+
+
+class InvalidReferenceError(SpyglassError):
+    reason = "invalid-reference"
+
+
+class ConfigurationError(SpyglassError):
+    reason = "configuration"
+
+
+class DaemonError(SpyglassError):
+    reason = "daemon-error"
+
+
+class RegistryError(SpyglassError):
+    """A registry answered badly or not at all.
+
+    ``status`` is the HTTP status when there was one; ``codes`` are the
+    registry's diagnostic codes from an error body (``MANIFEST_UNKNOWN``...).
+    """
+
+    reason = "registry-error"
+
+    def __init__(self, message: str, *, registry: str = "", repository: str = "",
+                 status: int | None = None, codes: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.registry = registry
+        self.repository = repository
+        self.status = status
+        self.codes = codes
+
+    @property
+    def temporary(self) -> bool:
+        """Whether trying again later could help."""
+        return self.status is not None and (self.status >= 500 or self.status == 429)
+
+
+class UnauthorizedError(RegistryError):
+    reason = "unauthorized"
+
+
+class NotFoundError(RegistryError):
+    reason = "not-found"
+
+
+class RateLimitedError(RegistryError):
+    reason = "rate-limited"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw):
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+    @property
+    def temporary(self) -> bool:
+        return True
+
+
+class TransportError(RegistryError):
+    @property
+    def temporary(self) -> bool:
+        return True
+
+
+class TLSError(TransportError):
+    reason = "tls"
+
+    @property
+    def temporary(self) -> bool:
+        return False
+
+
+class RegistryTimeoutError(TransportError):
+    reason = "timeout"
+
+
+def redact_url(url: str) -> str:
+    """Drop user-info and secret-bearing query values from a URL."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = urlencode([(k, "REDACTED" if k.lower() in _SECRET_PARAMS else v)
+                       for k, v in parse_qsl(parts.query, keep_blank_values=True)])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+
+
+def scrub(text: str) -> str:
+    """Remove Authorization-style credentials from free text (error bodies echo headers)."""
+    return _BEARER.sub(lambda m: m.group(1) + " REDACTED", text)

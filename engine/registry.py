@@ -1,0 +1,279 @@
+"""Registry operations for one registry: the digest behind a tag, and a manifest's body.
+
+Outline of one manifest request:
+    ping once per registry (scheme and challenges)
+    → Bearer: one token for every repository the scan will ask about with the same
+      credential (chunked scopes), from the token cache
+    → Basic: the repository's credential on each request
+    → HEAD the manifest; on 401 drop the token and retry once with a token for this
+      repository alone (the server may not grant combined scopes, or the token expired)
+    → no Docker-Content-Digest on the HEAD: GET and hash the body
+Temporary failures (5xx, resets, 429 with a Retry-After that fits) are retried with
+capped exponential backoff inside the deadline.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from .authn import ANONYMOUS_KEYCHAIN, Credential, Keychain
+from .bearer import basic_authorization, fetch_token
+from .challenge import Challenge, find, parse_challenges
+from .clock import Clock, Deadline, SystemClock
+from .errors import RegistryError, RegistryTimeoutError, TransportError
+from .mediatypes import MANIFEST_ACCEPT, Descriptor, is_index
+from .name import Registry
+from .ping import Ping, ping
+from .status import raise_for_status, retry_after
+from .tokens import MemoryTokenCache, Token, TokenCache, TokenKey
+from .tlsconfig import TLSMode
+from .transport import HttpPools, Response
+
+MAX_SCOPES_PER_TOKEN = 50
+MAX_SCOPE_CHARS = 1500  # keeps the token URL well under common 8 KiB request-line limits
+RETRY_ATTEMPTS = 3
+BACKOFF_BASE, BACKOFF_CAP = 0.25, 2.0
+RATE_LIMIT_HEADERS = ("ratelimit-limit", "ratelimit-remaining")
+
+
+@dataclass
+class RegistryStats:
+    requests: dict[str, int] = field(default_factory=lambda: {"ping": 0, "token": 0, "head": 0, "get": 0})
+    rate_limit: dict[str, str] = field(default_factory=dict)
+
+
+def pull_scope(repository: str) -> str:
+    return f"repository:{repository}:pull"
+
+
+def scope_chunks(repositories: Iterable[str]) -> list[tuple[str, ...]]:
+    """Pull scopes for the repositories, in chunks small enough for one token URL each."""
+    chunks: list[tuple[str, ...]] = []
+    current: list[str] = []
+    length = 0
+    for repository in sorted(set(repositories)):
+        scope = pull_scope(repository)
+        if current and (len(current) >= MAX_SCOPES_PER_TOKEN or length + len(scope) > MAX_SCOPE_CHARS):
+            chunks.append(tuple(current))
+            current, length = [], 0
+        current.append(scope)
+        length += len(scope) + 7  # "&scope="
+    if current:
+        chunks.append(tuple(current))
+    return chunks
+
+
+@dataclass(frozen=True)
+class _Auth:
+    headers: dict[str, str]
+    key: TokenKey | None = None
+    token: Token | None = None
+
+
+class RegistryClient:
+    """Talks to one registry; safe to share between threads.
+
+    ``repositories`` are the ones the scan will ask about: knowing them up front
+    lets one token cover them all.
+    """
+
+    def __init__(self, registry: Registry, *, pools: HttpPools, keychain: Keychain = ANONYMOUS_KEYCHAIN,
+                 token_cache: TokenCache | None = None, clock: Clock | None = None,
+                 deadline: Deadline | None = None, repositories: Iterable[str] = (),
+                 sleep_jitter: Callable[[float], float] = lambda cap: random.uniform(0, cap)):
+        self.registry = registry
+        self._pools = pools
+        self._keychain = keychain
+        self._clock = clock or SystemClock()
+        self._tokens = token_cache or MemoryTokenCache(clock=self._clock)
+        self._deadline = deadline or Deadline(self._clock, None)
+        self._planned = frozenset(repositories)
+        self._jitter = sleep_jitter
+        self._insecure = pools.tls.mode_for(*_host_port(registry.host)) is TLSMode.INSECURE
+        self._lock = threading.Lock()
+        self._ping: Ping | None = None
+        self._credentials: dict[str, Credential | None] = {}
+        self._chunks: dict[str, list[tuple[str, ...]]] = {}  # credential identity -> scope chunks
+        self.stats = RegistryStats()
+
+    # -- public operations ---------------------------------------------------
+
+    def head_manifest(self, repository: str, reference: str) -> Descriptor:
+        """The digest and media type the registry serves for repository:reference."""
+        response = self._manifest_request("HEAD", repository, reference)
+        digest = response.header("Docker-Content-Digest")
+        if digest:
+            return Descriptor(digest, _media_type(response))
+        descriptor, _ = self.get_manifest(repository, reference)
+        return descriptor
+
+    def get_manifest(self, repository: str, reference: str) -> tuple[Descriptor, bytes]:
+        response = self._manifest_request("GET", repository, reference)
+        digest = "sha256:" + hashlib.sha256(response.body).hexdigest()
+        return Descriptor(digest, _media_type(response)), response.body
+
+    def index_children(self, repository: str, reference: str) -> frozenset[str]:
+        """Digests of the platform manifests an index lists (empty for a plain manifest)."""
+        descriptor, body = self.get_manifest(repository, reference)
+        if not is_index(descriptor.media_type):
+            return frozenset()
+        try:
+            manifests = json.loads(body).get("manifests") or []
+            return frozenset(m["digest"] for m in manifests if isinstance(m, dict) and isinstance(m.get("digest"), str))
+        except (ValueError, AttributeError):
+            raise RegistryError(f"read index {self.registry.name}/{repository}:{reference}: not valid JSON",
+                                registry=self.registry.name, repository=repository) from None
+
+    # -- one manifest request, with auth and retries -------------------------
+
+    def _manifest_request(self, method: str, repository: str, reference: str) -> Response:
+        kind = method.lower()
+        subject = f"{self.registry.name}/{repository}:{reference}" if ":" not in reference \
+            else f"{self.registry.name}/{repository}@{reference}"
+        operation = f"{method} manifest {subject}"
+        auth = self._authorize(repository)
+        response = self._send(kind, method, repository, reference, auth, operation)
+        if response.status == 401:
+            auth = self._reauthorize(repository, auth, response)
+            response = self._send(kind, method, repository, reference, auth, operation)
+        raise_for_status(response, operation, registry=self.registry.name, repository=repository)
+        return response
+
+    def _send(self, kind, method, repository, reference, auth: _Auth, operation) -> Response:
+        url = f"{self._base_url()}/v2/{repository}/manifests/{reference}"
+        headers = {"Accept": MANIFEST_ACCEPT, **auth.headers}
+        return self._with_retries(kind, operation, lambda: self._pools.request(
+            method, url, headers=headers, timeout=self._deadline.remaining(), operation=operation))
+
+    def _with_retries(self, kind: str, operation: str, call: Callable[[], Response]) -> Response:
+        for attempt in range(RETRY_ATTEMPTS):
+            last = attempt == RETRY_ATTEMPTS - 1
+            if self._deadline.expired():
+                raise RegistryTimeoutError(f"{operation}: scan deadline reached", registry=self.registry.name)
+            self._count(kind)
+            try:
+                response = call()
+            except RegistryTimeoutError:
+                raise
+            except TransportError as exc:
+                if last or not exc.temporary or not self._backoff(attempt):
+                    raise
+                continue
+            self._note_rate_limit(response)
+            if response.status == 429:
+                wait = retry_after(response)
+                if last or wait is None or not self._wait(wait):
+                    return response  # raise_for_status turns it into RateLimitedError
+                continue
+            if response.status >= 500 and not last and self._backoff(attempt):
+                continue
+            return response
+        raise AssertionError("unreachable")
+
+    def _backoff(self, attempt: int) -> bool:
+        return self._wait(self._jitter(min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt)))
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep if the deadline leaves room for the wait and a request after it."""
+        remaining = self._deadline.remaining()
+        if remaining is not None and seconds >= remaining * 0.8:
+            return False
+        self._clock.sleep(seconds)
+        return True
+
+    # -- authentication ------------------------------------------------------
+
+    def _authorize(self, repository: str) -> _Auth:
+        ping_result = self._ping_once()
+        bearer = find(ping_result.challenges, "bearer")
+        credential = self._credential(repository)
+        if bearer is not None:
+            return self._bearer(bearer, self._scopes_with(repository, credential), credential)
+        if find(ping_result.challenges, "basic") is not None and credential is not None:
+            return _Auth({"Authorization": basic_authorization(credential)})
+        return _Auth({})
+
+    def _reauthorize(self, repository: str, used: _Auth, refused: Response) -> _Auth:
+        """After a 401: a token for this repository alone, fetched anew."""
+        if used.key is not None and used.token is not None:
+            self._tokens.discard(used.key, used.token)
+        challenges = parse_challenges(refused.header_values("WWW-Authenticate"))
+        bearer = find(challenges, "bearer")
+        if bearer is None or not bearer.param("realm"):
+            return used  # nothing better to try; the retry will produce the 401 error
+        credential = self._credential(repository)
+        return self._bearer(bearer, (pull_scope(repository),), credential)
+
+    def _bearer(self, challenge: Challenge, scopes: tuple[str, ...], credential: Credential | None) -> _Auth:
+        identity = credential.identity if credential is not None else ""
+        key = TokenKey(challenge.param("realm") or "", challenge.param("service") or "", scopes, identity)
+
+        def fetch() -> Token:
+            self._count("token")
+            return fetch_token(self._pools, challenge, scopes, credential, registry_host=self.registry.host,
+                               insecure=self._insecure, clock=self._clock, timeout=self._deadline.remaining())
+
+        token = self._tokens.get_or_fetch(key, fetch)
+        return _Auth({"Authorization": f"Bearer {token.value}"}, key, token)
+
+    def _scopes_with(self, repository: str, credential: Credential | None) -> tuple[str, ...]:
+        """The chunk of planned scopes (same credential) that holds this repository's scope."""
+        identity = credential.identity if credential is not None else ""
+        wanted = pull_scope(repository)
+        chunks = self._chunks.get(identity)
+        if chunks is None:
+            same = [r for r in self._planned if self._identity(r) == identity]
+            chunks = self._chunks[identity] = scope_chunks(same)
+        return next((chunk for chunk in chunks if wanted in chunk), (wanted,))
+
+    def _identity(self, repository: str) -> str:
+        credential = self._credential(repository)
+        return credential.identity if credential is not None else ""
+
+    def _credential(self, repository: str) -> Credential | None:
+        with self._lock:
+            if repository not in self._credentials:
+                self._credentials[repository] = self._keychain.resolve(self.registry, repository)
+            return self._credentials[repository]
+
+    def _ping_once(self) -> Ping:
+        with self._lock:
+            if self._ping is None:
+                self._count_locked("ping")
+                self._ping = ping(self._pools, self.registry.host, insecure=self._insecure,
+                                  timeout=self._deadline.remaining())
+            return self._ping
+
+    def _base_url(self) -> str:
+        return self._ping_once().base_url
+
+    # -- bookkeeping ---------------------------------------------------------
+
+    def _count(self, kind: str) -> None:
+        with self._lock:
+            self._count_locked(kind)
+
+    def _count_locked(self, kind: str) -> None:
+        self.stats.requests[kind] = self.stats.requests.get(kind, 0) + 1
+
+    def _note_rate_limit(self, response: Response) -> None:
+        seen = {name: response.header(name) for name in RATE_LIMIT_HEADERS if response.header(name)}
+        if seen:
+            with self._lock:
+                self.stats.rate_limit.update(seen)
+
+
+def _media_type(response: Response) -> str:
+    return (response.header("Content-Type") or "").split(";", 1)[0].strip()
+
+
+def _host_port(host: str) -> tuple[str, int | None]:
+    if host.startswith("["):
+        name, _, rest = host[1:].partition("]")
+        return name, int(rest[1:]) if rest.startswith(":") else None
+    name, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
+    return name, int(port) if port.isdigit() else None

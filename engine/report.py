@@ -1,0 +1,186 @@
+"""The scan's result as a versioned document, and its three renderings.
+
+The JSON form is the contract (docs/report.schema.json describes it); text is
+an aligned table for a terminal or an email, markdown is for a GitHub step
+summary. Every string that came from a daemon or a registry is made inert for
+the format it lands in: control characters never reach a terminal, and no
+name or label can open a table cell or HTML tag in markdown.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+SCHEMA_VERSION = 1
+
+STALE, FRESH, SKIPPED, ERROR = "stale", "fresh", "skipped", "error"
+STATUS_ORDER = {STALE: 0, ERROR: 1, FRESH: 2, SKIPPED: 3}
+
+
+@dataclass(frozen=True)
+class ContainerResult:
+    id: str
+    name: str
+    image: str
+    status: str
+    reason: str | None = None
+    reference: str | None = None
+    registry: str | None = None
+    local_digests: tuple[str, ...] = ()
+    remote_digest: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id, "name": self.name, "image": self.image, "reference": self.reference,
+            "status": self.status, "reason": self.reason, "local_digests": list(self.local_digests),
+            "remote_digest": self.remote_digest, "registry": self.registry, "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class RegistrySummary:
+    name: str
+    requests: dict[str, int]
+    rate_limit: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "requests": dict(self.requests), "rate_limit": dict(self.rate_limit)}
+
+
+@dataclass(frozen=True)
+class Report:
+    endpoint: str
+    started_at: float
+    finished_at: float
+    containers: tuple[ContainerResult, ...]
+    registries: tuple[RegistrySummary, ...] = ()
+    api_version: str | None = None
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = {STALE: 0, FRESH: 0, SKIPPED: 0, ERROR: 0}
+        for container in self.containers:
+            counts[container.status] += 1
+        return {"scanned": len(self.containers), "stale": counts[STALE], "fresh": counts[FRESH],
+                "skipped": counts[SKIPPED], "errors": counts[ERROR]}
+
+    @property
+    def status(self) -> str:
+        """ok, stale or errors: what a subscriber filters on (errors win, they hide staleness)."""
+        summary = self.summary
+        return "errors" if summary["errors"] else "stale" if summary["stale"] else "ok"
+
+    @property
+    def duration_ms(self) -> int:
+        return max(0, round((self.finished_at - self.started_at) * 1000))
+
+    def ordered(self) -> list[ContainerResult]:
+        return sorted(self.containers, key=lambda c: (STATUS_ORDER[c.status], c.name))
+
+    def to_dict(self) -> dict:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "endpoint": self.endpoint,
+            "api_version": self.api_version,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "duration_ms": self.duration_ms,
+            "status": self.status,
+            "summary": self.summary,
+            "containers": [c.to_dict() for c in self.ordered()],
+            "registries": [r.to_dict() for r in sorted(self.registries, key=lambda r: r.name)],
+        }
+
+
+def render_json(report: Report, *, indent: int | None = 2) -> str:
+    return json.dumps(report.to_dict(), indent=indent, ensure_ascii=False)
+
+
+def summary_line(report: Report) -> str:
+    s = report.summary
+    parts = [f"{s['stale']} stale", f"{s['fresh']} fresh", f"{s['skipped']} skipped",
+             f"{s['errors']} error" + ("s" if s["errors"] != 1 else "")]
+    noun = "container" if s["scanned"] == 1 else "containers"
+    return (f"{_inert(report.endpoint)}: {s['scanned']} {noun} scanned: " + ", ".join(parts)
+            + f" ({report.duration_ms / 1000:.1f} s)")
+
+
+# -- text ---------------------------------------------------------------------
+
+_TEXT_COLUMNS = ("STATUS", "CONTAINER", "IMAGE", "LOCAL", "REMOTE", "DETAIL")
+
+
+def render_text(report: Report) -> str:
+    rows = [_text_row(c) for c in report.ordered()]
+    lines = [summary_line(report), ""]
+    if not rows:
+        return "\n".join(lines + ["No containers matched."]) + "\n"
+    widths = [max(len(r[i]) for r in rows + [_TEXT_COLUMNS]) for i in range(len(_TEXT_COLUMNS))]
+    for row in [_TEXT_COLUMNS, *rows]:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _text_row(c: ContainerResult) -> tuple[str, ...]:
+    detail = c.reason or ""
+    if c.error:
+        detail = f"{detail}: {c.error}" if detail else c.error
+    local = ",".join(short_digest(d) for d in c.local_digests[:2]) + ("…" if len(c.local_digests) > 2 else "")
+    return (c.status, _inert(c.name, 40), _inert(c.image, 60), local or "-",
+            short_digest(c.remote_digest) or "-", _inert(detail, 160))
+
+
+def short_digest(digest: str | None) -> str:
+    if not digest:
+        return ""
+    return digest.split(":", 1)[-1][:12]
+
+
+def _inert(text: str, limit: int = 1000) -> str:
+    """One printable line, cut to limit: names and errors come from outside."""
+    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+
+
+# -- markdown -----------------------------------------------------------------
+
+def render_markdown(report: Report) -> str:
+    ordered = report.ordered()
+    attention = [c for c in ordered if c.status in (STALE, ERROR)]
+    quiet = [c for c in ordered if c.status in (FRESH, SKIPPED)]
+    icon = {"ok": "✅", "stale": "🟡", "errors": "🔴"}[report.status]
+    lines = [f"### {icon} spyglass: {_md(summary_line(report))}", ""]
+    if attention:
+        lines += _md_table(attention)
+    else:
+        lines.append("Every checked container runs the image its tag points to.")
+    if quiet:
+        lines += ["", f"<details><summary>{len(quiet)} fresh or skipped</summary>", ""]
+        lines += _md_table(quiet)
+        lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def _md_table(containers: list[ContainerResult]) -> list[str]:
+    lines = ["| Status | Container | Image | Local | Remote | Detail |", "|---|---|---|---|---|---|"]
+    for c in containers:
+        detail = ": ".join(x for x in (c.reason, c.error) if x)
+        local = ", ".join(short_digest(d) for d in c.local_digests[:2])
+        cells = [c.status, _md(c.name), _md(c.image), _md(local), _md(short_digest(c.remote_digest)), _md(detail)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+_MD_ESCAPES = str.maketrans({"|": "\\|", "<": "&lt;", ">": "&gt;", "&": "&amp;", "`": "'", "*": "\\*",
+                             "_": "\\_", "[": "\\[", "]": "\\]", "#": "\\#", "\\": "\\\\"})
+
+
+def _md(text: str) -> str:
+    return _inert(text, 200).translate(_MD_ESCAPES)
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

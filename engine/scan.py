@@ -1,0 +1,175 @@
+"""One scan of one endpoint.
+
+Outline:
+    list containers and images (a constant number of Engine API calls)
+    → select (names, scope, labels) and settle what needs no registry: disabled,
+      not running, unparseable, pinned by digest, built locally
+    → one lookup per distinct reference, concurrently, one client per registry that
+      knows all of that registry's repositories up front (so one token can cover them)
+    → decide each container against its image's local digests
+    → a Report, always: what the deadline cut short is an error entry, not a lost scan
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .authn import ANONYMOUS_KEYCHAIN, Keychain
+from .clock import Clock, Deadline, SystemClock
+from .daemon import ContainerInfo, ContainerSource
+from .decide import Lookup, decide, local_digests
+from .errors import InvalidReferenceError, RegistryError, RegistryTimeoutError, SpyglassError
+from .mediatypes import is_index
+from .name import Reference, parse_reference
+from .registry import RegistryClient
+from .report import ERROR, SKIPPED, ContainerResult, RegistrySummary, Report
+from .selection import Selection, disabled_by_label
+from .tokens import MemoryTokenCache, TokenCache
+from .transport import HttpPools
+
+log = logging.getLogger("spyglass.scan")
+
+Progress = Callable[[int, int], None]  # (lookups done, lookups in all)
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    selection: Selection = field(default_factory=Selection)
+    include_stopped: bool = False
+    concurrency: int = 8
+    timeout: float | None = None  # seconds for the whole scan, listing included
+
+
+@dataclass(frozen=True)
+class _Pending:
+    container: ContainerInfo
+    reference: Reference
+
+
+def scan(source: ContainerSource, options: ScanOptions = ScanOptions(), *, pools: HttpPools | None = None,
+         keychain: Keychain = ANONYMOUS_KEYCHAIN, token_cache: TokenCache | None = None,
+         clock: Clock | None = None, progress: Progress | None = None) -> Report:
+    """Scan source; raises DaemonError only when nothing could be listed."""
+    clock = clock or SystemClock()
+    pools = pools or HttpPools(maxsize=options.concurrency)
+    token_cache = token_cache or MemoryTokenCache(clock=clock)
+    started = clock.now()
+    deadline = Deadline(clock, options.timeout)
+    listing = source.list_containers()
+    for note in listing.notes:
+        log.warning("daemon lookup failed: %s", note)
+    settled, pending = _triage(listing.containers, options)
+    clients = _clients(pending, pools=pools, keychain=keychain, token_cache=token_cache, clock=clock,
+                       deadline=deadline)
+    lookups = _look_up(pending, clients, options.concurrency, deadline, progress)
+    results = settled + [decide(p.container, p.reference, lookups[_key(p.reference)]) for p in pending]
+    order = {c.id: i for i, c in enumerate(listing.containers)}
+    results.sort(key=lambda r: order[r.id])
+    registries = tuple(RegistrySummary(c.registry.name, dict(c.stats.requests), dict(c.stats.rate_limit))
+                       for c in clients.values())
+    return Report(endpoint=source.endpoint, started_at=started, finished_at=clock.now(),
+                  containers=tuple(results), registries=registries, api_version=listing.api_version)
+
+
+def _triage(containers, options: ScanOptions) -> tuple[list[ContainerResult], list[_Pending]]:
+    """Settle every container that needs no registry; return the rest with parsed references."""
+    settled, pending = [], []
+    for container in containers:
+        if not options.selection.includes(container):
+            continue
+        outcome = _settle(container, options)
+        if isinstance(outcome, ContainerResult):
+            settled.append(outcome)
+        else:
+            pending.append(_Pending(container, outcome))
+    return settled, pending
+
+
+def _settle(container: ContainerInfo, options: ScanOptions) -> ContainerResult | Reference:
+    def skipped(reason: str, reference: Reference | None = None) -> ContainerResult:
+        return ContainerResult(container.id, container.name, container.image, SKIPPED, reason,
+                               reference=str(reference) if reference else None,
+                               registry=reference.registry.name if reference else None,
+                               local_digests=tuple(local_digests(container, reference)) if reference else ())
+
+    if disabled_by_label(container):
+        return skipped("disabled-by-label")
+    if not container.running and not options.include_stopped:
+        return skipped("not-running")
+    try:
+        if not container.image:
+            raise InvalidReferenceError("parse reference: the daemon reports no image reference")
+        reference = parse_reference(container.image)
+    except InvalidReferenceError as exc:
+        return ContainerResult(container.id, container.name, container.image, ERROR, exc.reason, error=str(exc))
+    if reference.pinned:
+        return skipped("pinned-digest", reference)
+    if not local_digests(container, None):
+        return skipped("no-repo-digest", reference)
+    return reference
+
+
+def _clients(pending: list[_Pending], **collaborators) -> dict[str, RegistryClient]:
+    repositories: dict[str, set[str]] = {}
+    registries = {}
+    for item in pending:
+        name = item.reference.registry.name
+        registries[name] = item.reference.registry
+        repositories.setdefault(name, set()).add(item.reference.repository)
+    return {name: RegistryClient(registries[name], repositories=repositories[name], **collaborators)
+            for name in registries}
+
+
+def _key(reference: Reference) -> tuple[str, str, str]:
+    return reference.registry.name, reference.repository, reference.manifest_identifier
+
+
+def _look_up(pending: list[_Pending], clients: dict[str, RegistryClient], concurrency: int,
+             deadline: Deadline, progress: Progress | None) -> dict[tuple, Lookup]:
+    """One lookup per distinct reference, in parallel; unfinished ones become timeouts."""
+    wanted: dict[tuple, tuple[Reference, set[str]]] = {}
+    for item in pending:
+        _, digests = wanted.setdefault(_key(item.reference), (item.reference, set()))
+        digests.update(local_digests(item.container, None))
+    results: dict[tuple, Lookup] = {}
+    executor = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="spyglass-lookup")
+    try:
+        futures: dict[Future, tuple] = {
+            executor.submit(_lookup_one, clients[ref.registry.name], ref, digests): key
+            for key, (ref, digests) in wanted.items()}
+        _collect(futures, results, deadline, progress, total=len(futures))
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+    for key, (ref, _) in wanted.items():
+        results.setdefault(key, Lookup(error=RegistryTimeoutError(
+            f"look up {ref}: scan deadline reached before the registry answered",
+            registry=ref.registry.name, repository=ref.repository)))
+    return results
+
+
+def _collect(futures: dict[Future, tuple], results: dict, deadline: Deadline, progress, total: int) -> None:
+    waiting = set(futures)
+    while waiting and not deadline.expired():
+        done, waiting = wait(waiting, timeout=deadline.remaining(), return_when=FIRST_COMPLETED)
+        for future in done:
+            results[futures[future]] = future.result()
+        if progress is not None:
+            progress(total - len(waiting), total)
+
+
+def _lookup_one(client: RegistryClient, reference: Reference, local: set[str]) -> Lookup:
+    """The tag's digest; for an index that is not itself local, also its children."""
+    try:
+        descriptor = client.head_manifest(reference.repository, reference.manifest_identifier)
+        children = frozenset()
+        if descriptor.digest not in local and is_index(descriptor.media_type):
+            children = client.index_children(reference.repository, descriptor.digest)
+        return Lookup(descriptor=descriptor, children=children)
+    except SpyglassError as exc:
+        return Lookup(error=exc)
+    except Exception as exc:  # a bug must cost one entry, not the scan
+        log.exception("unexpected failure looking up %s", reference)
+        return Lookup(error=RegistryError(f"look up {reference}: unexpected {type(exc).__name__}",
+                                          registry=reference.registry.name, repository=reference.repository))

@@ -1,0 +1,51 @@
+"""Logging set-up for the entry points: text for people, one JSON object per line for machines."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+
+from engine.errors import scrub
+
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One line per event; extra= fields (endpoint, correlation id...) become keys."""
+
+    def __init__(self, static: dict | None = None):
+        super().__init__()
+        self._static = dict(static or {})
+
+    def format(self, record: logging.LogRecord) -> str:
+        event = {
+            "time": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": scrub(record.getMessage()),
+            **self._static,
+        }
+        event.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
+        if record.exc_info and record.levelno >= logging.DEBUG:
+            event["exception"] = scrub(self.formatException(record.exc_info))
+        return json.dumps(event, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self):
+        super().__init__("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
+
+
+def configure(level: str = "warning", fmt: str = "text", *, stream=None, static: dict | None = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter(static) if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper(), logging.WARNING))
+    # urllib3 and docker log request lines at debug, which can carry query strings; keep them quiet.
+    for noisy in ("urllib3", "docker"):
+        logging.getLogger(noisy).setLevel(max(root.level, logging.INFO))

@@ -1,0 +1,36 @@
+"""Fakes passed in where the engine takes collaborators: a table-driven HTTP transport."""
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import urllib3
+
+from engine.tlsconfig import TLSPolicy
+from engine.transport import Response
+
+
+class TablePools:
+    """Answers requests from a list of (predicate, response) rules; anything unmatched fails the test.
+
+    A rule is (method, path_prefix, handler) where handler(request) returns (status, headers, body).
+    Every request is recorded as a dict with method, path, query, headers.
+    """
+
+    def __init__(self, rules, tls: TLSPolicy | None = None):
+        self.rules = list(rules)
+        self.tls = tls or TLSPolicy()
+        self.requests: list[dict] = []
+
+    def request(self, method, url, *, headers=None, body=None, timeout=None, max_body=0, operation=""):
+        parts = urlsplit(url)
+        request = {"method": method, "url": url, "host": parts.netloc, "path": parts.path,
+                   "query": parse_qs(parts.query), "headers": dict(headers or {}), "body": body}
+        self.requests.append(request)
+        for rule_method, prefix, handler in self.rules:
+            if rule_method == method and parts.path.startswith(prefix):
+                status, response_headers, response_body = handler(request)
+                return Response(status, urllib3.HTTPHeaderDict(response_headers), response_body, url)
+        raise AssertionError(f"unexpected request {method} {url}")
+
+    def kinds(self, method=None, prefix=""):
+        return [r for r in self.requests if (method is None or r["method"] == method) and r["path"].startswith(prefix)]
