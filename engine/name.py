@@ -141,10 +141,13 @@ def parse_reference(text: str, *, default_tag: str = "latest") -> Reference:
 
 def parse_repo_digest(text: str) -> Reference:
     """Parse a RepoDigests entry: "nginx@sha256:...", "127.0.0.1:5000/app@sha256:..."."""
-    ref = parse_reference(text)
-    if ref.digest is None or ref.tag is not None:
-        raise InvalidReferenceError(f"parse repo digest {_quote(text)}: expected name@digest")
-    return ref
+    try:
+        ref = _parse(text, "latest")
+        if ref.digest is None or ref.tag is not None:
+            raise _Rejected("expected name@digest")
+        return ref
+    except _Rejected as why:
+        raise InvalidReferenceError(f"parse repo digest {_quote(text)}: {why}") from None
 
 
 def parse_registry(text: str) -> Registry:

@@ -200,6 +200,6 @@ def test_daemon_stop_leaves_no_process_cgroup_or_dir(stack, tmp_path):
     finally:
         daemon.stop()
     assert pids_with_arg(str(runtime_dir)) == []
-    assert pids_with_arg(f"-namespace\0{name}\0") == []
+    assert pids_with_arg(f"\0-namespace\0{name}\0") == []
     assert not runtime_dir.exists() and not (tmp_path / "lone" / "data").exists()
     assert not list(Path("/sys/fs/cgroup").glob(f"*/{name}"))

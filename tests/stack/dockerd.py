@@ -21,9 +21,7 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
 import tempfile
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,7 +30,7 @@ from typing import NamedTuple
 import docker
 from docker.tls import TLSConfig
 
-from . import logfile, procs
+from . import leftovers, logfile, procs
 from .pki import Pki, write_docker_cert_dir
 
 DOCKERD = "/usr/sbin/dockerd"
@@ -190,21 +188,14 @@ class DockerDaemon:
     def _kill_leftovers(self) -> None:
         """Managed containerd, shims and container processes that outlived dockerd."""
         needles = [str(self.runtime_dir)] if self.runtime_dir else []
-        needles.append(f"-namespace {self.name} ")  # shims of a shared system containerd
-        for _ in range(50):
-            pids = {pid for needle in needles for pid in procs.pids_with_arg(needle.replace(" ", "\0"))}
-            pids |= set(_cgroup_pids(self.name))
-            pids.discard(os.getpid())
-            if not pids:
-                break
-            procs.kill_pids(sorted(pids))
-            time.sleep(0.1)
-        _remove_cgroups(self.name)
+        needles.append(f"\0-namespace\0{self.name}\0")  # shims of a shared system containerd
+        leftovers.kill_processes(needles, self.name, own_pid=os.getpid())
+        leftovers.remove_cgroups(self.name)
 
     def _remove_dirs(self) -> None:
         for directory in (self.runtime_dir, self.workdir / "data", self.cert_dir):
             if directory is not None and directory.exists():
-                _unmount_below(directory)
+                leftovers.unmount_below(directory)
                 shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -213,41 +204,3 @@ def _child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
     env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     return env
-
-
-def _cgroup_dirs(name: str) -> list[Path]:
-    return [p for p in Path("/sys/fs/cgroup").glob(f"*/{name}") if p.is_dir()]
-
-
-def _cgroup_pids(name: str) -> list[int]:
-    pids = []
-    for top in _cgroup_dirs(name):
-        for procs_file in top.rglob("cgroup.procs"):
-            try:
-                pids += [int(line) for line in procs_file.read_text().split()]
-            except OSError:
-                continue
-    return pids
-
-
-def _remove_cgroups(name: str) -> None:
-    for top in _cgroup_dirs(name):
-        # Deepest first: a cgroup directory can only be removed once it has no children.
-        for directory in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-            _rmdir(directory)
-        _rmdir(top)
-
-
-def _rmdir(path: Path) -> None:
-    try:
-        path.rmdir()
-    except OSError:
-        pass
-
-
-def _unmount_below(directory: Path) -> None:
-    prefix = str(directory.resolve()) + "/"
-    with open("/proc/self/mountinfo") as handle:
-        points = [line.split()[4] for line in handle]
-    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], check=False, capture_output=True)

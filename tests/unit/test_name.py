@@ -247,7 +247,7 @@ def test_parse_repo_digest(text, expected):
 
 @pytest.mark.parametrize("text", ["nginx", "nginx:1", f"nginx:1@{D256}", "<none>@<none>"])
 def test_parse_repo_digest_needs_name_at_digest(text):
-    with pytest.raises(InvalidReferenceError):
+    with pytest.raises(InvalidReferenceError, match="^parse repo digest "):
         parse_repo_digest(text)
 
 
@@ -261,7 +261,7 @@ def test_hostile_input_is_rejected_quickly(text):
     started = time.perf_counter()
     with pytest.raises(InvalidReferenceError):
         parse_reference(text)
-    assert time.perf_counter() - started < 0.05
+    assert time.perf_counter() - started < 0.5  # exponential backtracking would take hours
 
 
 # --- properties ----------------------------------------------------------------
