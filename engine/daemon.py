@@ -128,9 +128,20 @@ def _api_client(settings: DaemonSettings):
     try:
         # "auto" asks the daemon for its API version, so both old engines (20.10 serves 1.41)
         # and current ones that refuse old versions are spoken to in their own version.
-        return docker.APIClient(base_url=settings.host, version="auto", tls=tls, timeout=settings.timeout)
+        return _endpoint_client_class(docker.APIClient)(
+            base_url=settings.host, version="auto", tls=tls, timeout=settings.timeout)
     except Exception as exc:
         raise DaemonError(f"connect to {settings.host}: {_reason(exc)}") from exc
+
+
+def _endpoint_client_class(base):
+    """The SDK's client, deaf to the process environment.
+
+    requests lets REQUESTS_CA_BUNDLE override the CA a session was given, and the
+    SDK's first call (version negotiation) happens inside its constructor, so
+    trust_env must already be off then: the endpoint's own CA has to win.
+    """
+    return type("EndpointClient", (base,), {"trust_env": property(lambda self: False, lambda self, value: None)})
 
 
 def _reason(exc: BaseException) -> str:

@@ -203,3 +203,33 @@ def test_daemon_stop_leaves_no_process_cgroup_or_dir(stack, tmp_path):
     assert pids_with_arg(f"\0-namespace\0{name}\0") == []
     assert not runtime_dir.exists() and not (tmp_path / "lone" / "data").exists()
     assert not list(Path("/sys/fs/cgroup").glob(f"*/{name}"))
+
+
+def test_token_server_oauth_password_grant_then_refresh(stack, published, http):
+    form = {"grant_type": "password", "username": stack.alice.username, "password": stack.alice.password,
+            "service": stack.token_server.service, "scope": "repository:private/smoke:pull",
+            "client_id": "spyglass-tests", "access_type": "offline"}
+    first = json.loads(http.request_encode_body("POST", stack.token_server.realm, fields=form,
+                                                encode_multipart=False).data)
+    refreshed = http.request_encode_body("POST", stack.token_server.realm, encode_multipart=False, fields={
+        "grant_type": "refresh_token", "refresh_token": first["refresh_token"],
+        "service": stack.token_server.service, "scope": "repository:private/smoke:pull"})
+    assert refreshed.status == 200
+    assert _tags(http, stack, "private/smoke", json.loads(refreshed.data)["access_token"]).status == 200
+
+
+def test_token_response_can_omit_expires_in(stack, http):
+    with stack.token_server.overridden(expires_in=None):
+        response = http.request("GET", f"{stack.token_server.realm}?scope=repository:smoke/one:pull")
+    body = json.loads(response.data)
+    assert "expires_in" not in body and {"token", "access_token", "issued_at"} <= set(body)
+
+
+def test_daemon_login_is_answered_by_the_token_server(stack, tmp_path):
+    # dockerd 20.10 logs in with GET + Basic (offline_token=true), not the OAuth2 POST.
+    mark = stack.token_server.mark()
+    answer = stack.daemon.admin.login(stack.alice.username, stack.alice.password, registry=stack.secure.address,
+                                      dockercfg_path=str(tmp_path / "config.json"))
+    assert answer["Status"] == "Login Succeeded"
+    assert [(r.method, r.username, r.status) for r in stack.token_server.requests_since(mark)] == [
+        ("GET", "alice", 200)]

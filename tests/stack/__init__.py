@@ -9,14 +9,16 @@
 Needs root, /usr/sbin/dockerd and /usr/bin/docker-registry. Every process it
 starts is stopped by pid.
 """
+from .access import AccessPolicy
+from .demo import build_demo_fleet
 from .distribution import Descriptor, Platform, RegistryHttp
 from .dockerd import ApiCall, DockerDaemon
-from .fleet import Account, Stack, build_demo_fleet
+from .fleet import Account, Stack
 from .images import ContainerSpec, make_image, pull, push, rootfs_tar, run_container, run_containers, untag
 from .pki import CertPair, Pki, make_pki, write_docker_cert_dir
 from .procs import StackError
 from .registry import Registry, RegistryRequest, TokenAuth
-from .tokenserver import AccessPolicy, TokenRequest, TokenServer, TokenSettings
+from .tokenserver import TokenRequest, TokenServer, TokenSettings
 
 __all__ = [
     "AccessPolicy", "Account", "ApiCall", "CertPair", "ContainerSpec", "Descriptor", "DockerDaemon",

@@ -167,7 +167,10 @@ class DockerDaemon:
             return False
 
     def _kill_containers(self) -> None:
-        running = self.admin.containers(quiet=True)  # running only; created ones have no process
+        try:
+            running = self.admin.containers(quiet=True)  # running only; created ones have no process
+        except (docker.errors.DockerException, OSError):
+            return  # daemon not answering: the leftover sweep kills by cgroup instead
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(self._kill_one, [c["Id"] for c in running]))
 

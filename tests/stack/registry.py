@@ -133,4 +133,3 @@ class Registry:
         finally:
             http.clear()
         return status in (200, 401)
-

@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .fleet import Stack, build_demo_fleet
+from .demo import build_demo_fleet
+from .fleet import Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXIT_NO_SCANNER = 127  # what a shell answers for a command it cannot find

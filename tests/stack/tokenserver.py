@@ -23,41 +23,17 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
+from .access import AccessPolicy, parse_scope
 from .pki import CertPair
 from .tokens import Access, Signer, claims
 
 # What the spec says a client assumes when the response has no expires_in.
 _DEFAULT_LIFETIME = 60
-_ALL_ACTIONS = frozenset({"pull", "push", "delete", "*"})
-
-
-@dataclass(frozen=True)
-class AccessPolicy:
-    users: Mapping[str, str] = field(default_factory=dict)  # username -> password
-    admins: frozenset[str] = frozenset()
-    private: tuple[str, ...] = ()  # exact repository names, or prefixes ending in "/"
-    private_readers: frozenset[str] = frozenset()
-
-    def check_password(self, username: str, password: str) -> bool:
-        expected = self.users.get(username)
-        return expected is not None and secrets.compare_digest(expected, password)
-
-    def is_private(self, repository: str) -> bool:
-        return any(repository.startswith(p) if p.endswith("/") else repository == p for p in self.private)
-
-    def allowed(self, username: str | None, resource_type: str, name: str) -> frozenset[str]:
-        if username in self.admins:
-            return _ALL_ACTIONS
-        if resource_type != "repository":
-            return frozenset()  # the catalog is for admins only
-        if self.is_private(name):
-            return frozenset({"pull"}) if username in self.private_readers else frozenset()
-        return frozenset({"pull"})
 
 
 @dataclass(frozen=True)
@@ -72,6 +48,9 @@ class TokenRequest(NamedTuple):
     scopes: tuple[str, ...]
     username: str | None
     status: int
+
+
+_Answer = tuple[str | None, list[str], dict]  # (username, scopes, response body)
 
 
 class _Denied(Exception):
@@ -144,13 +123,13 @@ class TokenServer:
 
     # -- the exchange, free of HTTP so each step stays small ------------------
 
-    def answer_get(self, query: Mapping[str, list[str]], authorization: str | None) -> tuple[str | None, list[str], dict]:
+    def answer_get(self, query: Mapping[str, list[str]], authorization: str | None) -> _Answer:
         scopes = query.get("scope", [])
         self._check_service(query)
         username = self._authenticate(authorization)
         return username, scopes, self._grant(username, scopes)
 
-    def answer_post(self, form: Mapping[str, list[str]]) -> tuple[str | None, list[str], dict]:
+    def answer_post(self, form: Mapping[str, list[str]]) -> _Answer:
         scopes = " ".join(form.get("scope", [])).split()  # OAuth2 joins scopes with spaces
         self._check_service(form)
         username = self._oauth_user(form)
@@ -205,7 +184,7 @@ class TokenServer:
         return body
 
     def _access_for(self, username: str | None, scope: str) -> Access | None:
-        parsed = _parse_scope(scope)
+        parsed = parse_scope(scope)
         if parsed is None:
             return None
         resource_type, name, requested = parsed
@@ -282,15 +261,6 @@ def _parse_basic(authorization: str) -> tuple[str, str]:
     if not sep:
         raise _Denied(400, "invalid_request", "malformed basic credentials")
     return username, password
-
-
-def _parse_scope(scope: str) -> tuple[str, str, tuple[str, ...]] | None:
-    """`repository:name:pull,push` -> ("repository", "name", ("pull", "push"))."""
-    resource_type, _, rest = scope.partition(":")
-    name, _, actions = rest.rpartition(":")
-    if not resource_type or not name:
-        return None
-    return resource_type, name, tuple(a for a in actions.split(",") if a)
 
 
 def _first(params: Mapping[str, list[str]], key: str) -> str | None:
