@@ -33,8 +33,11 @@ from .tokens import MemoryTokenCache, Token, TokenCache, TokenKey
 from .tlsconfig import TLSMode
 from .transport import HttpPools, Response
 
-MAX_SCOPES_PER_TOKEN = 50
-MAX_SCOPE_CHARS = 1500  # keeps the token URL well under common 8 KiB request-line limits
+# A combined token grows with its scopes, and it travels in a request header: front ends such as
+# nginx refuse header lines over 8 KiB by default. 100 repositories keep both the token URL and the
+# token itself under that; a refusal (400/431) still falls back to a single-repository token.
+MAX_SCOPES_PER_TOKEN = 100
+MAX_SCOPE_CHARS = 4000
 RETRY_ATTEMPTS = 3
 BACKOFF_BASE, BACKOFF_CAP = 0.25, 2.0
 RATE_LIMIT_HEADERS = ("ratelimit-limit", "ratelimit-remaining")
@@ -137,7 +140,7 @@ class RegistryClient:
         operation = f"{method} manifest {subject}"
         auth = self._authorize(repository)
         response = self._send(kind, method, repository, reference, auth, operation)
-        if response.status == 401:
+        if response.status == 401 or (response.status in (400, 431) and _combined(auth)):
             auth = self._reauthorize(repository, auth, response)
             response = self._send(kind, method, repository, reference, auth, operation)
         raise_for_status(response, operation, registry=self.registry.name, repository=repository)
@@ -198,15 +201,14 @@ class RegistryClient:
         return _Auth({})
 
     def _reauthorize(self, repository: str, used: _Auth, refused: Response) -> _Auth:
-        """After a 401: a token for this repository alone, fetched anew."""
+        """After a refusal: a token for this repository alone, fetched anew."""
         if used.key is not None and used.token is not None:
             self._tokens.discard(used.key, used.token)
         challenges = parse_challenges(refused.header_values("WWW-Authenticate"))
-        bearer = find(challenges, "bearer")
+        bearer = find(challenges, "bearer") or find(self._ping_once().challenges, "bearer")
         if bearer is None or not bearer.param("realm"):
-            return used  # nothing better to try; the retry will produce the 401 error
-        credential = self._credential(repository)
-        return self._bearer(bearer, (pull_scope(repository),), credential)
+            return used  # nothing better to try; the retry will produce the error
+        return self._bearer(bearer, (pull_scope(repository),), self._credential(repository))
 
     def _bearer(self, challenge: Challenge, scopes: tuple[str, ...], credential: Credential | None) -> _Auth:
         identity = credential.identity if credential is not None else ""
@@ -265,6 +267,10 @@ class RegistryClient:
         if seen:
             with self._lock:
                 self.stats.rate_limit.update(seen)
+
+
+def _combined(auth: _Auth) -> bool:
+    return auth.key is not None and len(auth.key.scopes) > 1
 
 
 def _media_type(response: Response) -> str:

@@ -94,11 +94,17 @@ def keychain(config: ScanConfig, env: Mapping[str, str], home: Path) -> DockerCo
 
 def run_scan(config: ScanConfig, *, env: Mapping[str, str], home: Path, progress: Progress | None = None,
              clock: Clock | None = None, pools: HttpPools | None = None,
-             token_store: TokenStore | None = None) -> Report:
-    """Everything a scan needs, built from config; ConfigurationError before any network call."""
+             token_store: TokenStore | None = None, keychain_wrapper=None) -> Report:
+    """Everything a scan needs, built from config; ConfigurationError before any network call.
+
+    ``keychain_wrapper`` takes the docker-config keychain and returns the one to use
+    (the Lambda wraps it with native ECR auth).
+    """
     clock = clock or SystemClock()
     policy = tls_policy(config)
     credentials = keychain(config, env, home)
+    if keychain_wrapper is not None:
+        credentials = keychain_wrapper(credentials)
     pools = pools or HttpPools(policy, maxsize=config.concurrency)
     options = ScanOptions(
         selection=Selection(names=normalise_names(config.names), label_enable=config.label_enable,

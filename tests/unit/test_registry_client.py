@@ -12,7 +12,7 @@ from engine.clock import FakeClock
 from engine.errors import NotFoundError, RateLimitedError, RegistryError, UnauthorizedError
 from engine.mediatypes import DOCKER_MANIFEST, OCI_INDEX
 from engine.name import parse_registry
-from engine.registry import RegistryClient, scope_chunks
+from engine.registry import MAX_SCOPE_CHARS, MAX_SCOPES_PER_TOKEN, RegistryClient, scope_chunks
 from engine.tlsconfig import TLSPolicy
 from tests.unit.fakes import TablePools
 
@@ -174,6 +174,18 @@ def test_index_children_lists_platform_digests():
 
 def test_scope_chunks_keep_urls_short():
     chunks = scope_chunks(f"team/repository-number-{i:04d}" for i in range(300))
-    assert sum(len(c) for c in chunks) == 300
-    assert all(len(c) <= 50 and sum(len(s) + 7 for s in c) <= 1500 + 60 for c in chunks)
+    assert sum(len(c) for c in chunks) == 300 and len(chunks) > 1
+    assert all(len(c) <= MAX_SCOPES_PER_TOKEN and sum(len(s) + 7 for s in c) <= MAX_SCOPE_CHARS + 60 for c in chunks)
     assert chunks == scope_chunks(reversed([f"team/repository-number-{i:04d}" for i in range(300)]))
+
+
+def test_a_registry_that_refuses_a_large_combined_token_gets_a_single_repository_one():
+    def head(request):
+        if request["headers"]["Authorization"].count("repository:") > 1:
+            return 431, {}, b""  # request header fields too large
+        return 200, {"Docker-Content-Digest": DIGEST}, b""
+
+    pools = TablePools([("GET", "/v2/", ping_401), ("GET", "/token", token_ok), ("HEAD", "/v2/", head)])
+    assert client(pools, repositories=("a", "b")).head_manifest("a", "1").digest == DIGEST
+    assert [t["query"]["scope"] for t in pools.kinds("GET", "/token")] == [
+        ["repository:a:pull", "repository:b:pull"], ["repository:a:pull"]]
