@@ -9,8 +9,8 @@ since it started), whose configured name only its inspect shows.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass, field, replace
+from typing import Callable, Protocol
 
 from .errors import DaemonError
 
@@ -56,7 +56,7 @@ class ContainerSource(Protocol):
 
     endpoint: str
 
-    def list_containers(self) -> Listing: ...
+    def list_containers(self, wanted: Callable[[ContainerInfo], bool] | None = None) -> Listing: ...
 
 
 class DockerDaemon:
@@ -65,7 +65,8 @@ class DockerDaemon:
         self.endpoint = settings.host
         self._client = None
 
-    def list_containers(self) -> Listing:
+    def list_containers(self, wanted: Callable[[ContainerInfo], bool] | None = None) -> Listing:
+        """Every container; the per-container fallbacks run only for those ``wanted`` accepts."""
         client = self._connect()
         try:
             containers = client.containers(all=True)
@@ -74,10 +75,11 @@ class DockerDaemon:
             raise DaemonError(f"list containers on {self.endpoint}: {_reason(exc)}") from exc
         infos, notes = [], []
         for summary in containers:
-            info, note = self._container_info(client, summary, images)
+            info = _summary_info(summary, images)
+            if wanted is None or wanted(info):
+                info, note = self._complete(client, info, images)
+                notes += [note] if note else []
             infos.append(info)
-            if note:
-                notes.append(note)
         return Listing(tuple(infos), client.api_version, tuple(notes))
 
     def _connect(self):
@@ -85,27 +87,31 @@ class DockerDaemon:
             self._client = _api_client(self.settings)
         return self._client
 
-    def _container_info(self, client, summary: dict, images: dict) -> tuple[ContainerInfo, str]:
-        image_id = summary.get("ImageID") or ""
-        image = summary.get("Image") or ""
-        note = ""
-        if image_id not in images:
+    def _complete(self, client, info: ContainerInfo, images: dict) -> tuple[ContainerInfo, str]:
+        """Fill in what the two listings lacked for this container, with one call each."""
+        note, changes = "", {}
+        if info.image_id not in images:
             try:
-                images[image_id] = client.inspect_image(image_id)
+                images[info.image_id] = client.inspect_image(info.image_id)
+                changes["repo_digests"] = tuple(images[info.image_id].get("RepoDigests") or ())
             except Exception as exc:
-                images[image_id] = {}
-                note = f"inspect image {image_id[:19]}: {_reason(exc)}"
-        if _looks_like_id(image, image_id):
+                note = f"inspect image {info.image_id[:19]} of {info.name}: {_reason(exc)}"
+        if _looks_like_id(info.image, info.image_id):
             try:
-                image = (client.inspect_container(summary["Id"]).get("Config") or {}).get("Image") or image
+                config = client.inspect_container(info.id).get("Config") or {}
+                changes["image"] = config.get("Image") or info.image
             except Exception as exc:
-                note = f"inspect container {summary['Id'][:12]}: {_reason(exc)}"
-        names = summary.get("Names") or [summary["Id"][:12]]
-        return ContainerInfo(
-            id=summary["Id"], name=names[0].lstrip("/"), image=image, image_id=image_id,
-            state=summary.get("State") or "", labels=dict(summary.get("Labels") or {}),
-            repo_digests=tuple(images[image_id].get("RepoDigests") or ()),
-        ), note
+                note = f"inspect container {info.name}: {_reason(exc)}"
+        return (replace(info, **changes) if changes else info), note
+
+
+def _summary_info(summary: dict, images: dict) -> ContainerInfo:
+    image_id = summary.get("ImageID") or ""
+    names = summary.get("Names") or [summary["Id"][:12]]
+    return ContainerInfo(
+        id=summary["Id"], name=names[0].lstrip("/"), image=summary.get("Image") or "", image_id=image_id,
+        state=summary.get("State") or "", labels=dict(summary.get("Labels") or {}),
+        repo_digests=tuple((images.get(image_id) or {}).get("RepoDigests") or ()))
 
 
 def _looks_like_id(image: str, image_id: str) -> bool:

@@ -57,10 +57,13 @@ def scan(source: ContainerSource, options: ScanOptions = ScanOptions(), *, pools
     token_cache = token_cache or MemoryTokenCache(clock=clock)
     started = clock.now()
     deadline = Deadline(clock, options.timeout)
-    listing = source.list_containers()
+    listing = source.list_containers(lambda c: _needs_registry(c, options))
     for note in listing.notes:
         log.warning("daemon lookup failed: %s", note)
     settled, pending = _triage(listing.containers, options)
+    log.info("listed %d containers on %s: %d to check against %d registries", len(listing.containers),
+             source.endpoint, len(pending), len({p.reference.registry.name for p in pending}),
+             extra={"endpoint": source.endpoint, "api_version": listing.api_version})
     clients = _clients(pending, pools=pools, keychain=keychain, token_cache=token_cache, clock=clock,
                        deadline=deadline)
     lookups = _look_up(pending, clients, options.concurrency, deadline, progress)
@@ -69,8 +72,11 @@ def scan(source: ContainerSource, options: ScanOptions = ScanOptions(), *, pools
     results.sort(key=lambda r: order[r.id])
     registries = tuple(RegistrySummary(c.registry.name, dict(c.stats.requests), dict(c.stats.rate_limit))
                        for c in clients.values())
-    return Report(endpoint=source.endpoint, started_at=started, finished_at=clock.now(),
-                  containers=tuple(results), registries=registries, api_version=listing.api_version)
+    report = Report(endpoint=source.endpoint, started_at=started, finished_at=clock.now(),
+                    containers=tuple(results), registries=registries, api_version=listing.api_version)
+    log.info("scan of %s done: %s", source.endpoint, report.summary,
+             extra={"endpoint": source.endpoint, "summary": report.summary, "duration_ms": report.duration_ms})
+    return report
 
 
 def _triage(containers, options: ScanOptions) -> tuple[list[ContainerResult], list[_Pending]]:
@@ -85,6 +91,12 @@ def _triage(containers, options: ScanOptions) -> tuple[list[ContainerResult], li
         else:
             pending.append(_Pending(container, outcome))
     return settled, pending
+
+
+def _needs_registry(container: ContainerInfo, options: ScanOptions) -> bool:
+    """Whether a container will be checked (the daemon's extra lookups are spent on those only)."""
+    return (options.selection.includes(container) and not disabled_by_label(container)
+            and (container.running or options.include_stopped))
 
 
 def _settle(container: ContainerInfo, options: ScanOptions) -> ContainerResult | Reference:

@@ -1,0 +1,65 @@
+"""AWS clients for the Lambda and the CLI's AWS options: created once, reused by warm invocations.
+
+boto3 is imported on first use, never at module import: the CLI without AWS
+options and the Lambda's import phase pay nothing for it. botocore's error
+classes are reached through :func:`aws_errors`, which an ``except`` clause
+evaluates only when an exception is actually being matched.
+"""
+from __future__ import annotations
+
+import threading
+
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 10.0
+MAX_ATTEMPTS = 3  # botocore's own retries (standard mode: throttling, 5xx, connection errors)
+
+
+def aws_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a boto3 call raises on an AWS-side or network failure."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (ClientError, BotoCoreError)
+
+
+def error_code(exc: BaseException) -> str:
+    """A short, secret-free cause: the AWS error code, or the exception class for network failures."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = (response.get("Error") or {}).get("Code")
+        if code:
+            return str(code)
+    return type(exc).__name__
+
+
+class AwsClients:
+    """boto3 clients keyed by (service, region, FIPS), each built once and shared by threads.
+
+    ``session`` is a boto3 Session; tests pass none and get the default
+    credential chain (moto's fake credentials under ``mock_aws``).
+    """
+
+    def __init__(self, *, session=None, region: str | None = None, max_pool_connections: int = 16):
+        self._session = session
+        self._region = region
+        self._pool = max_pool_connections
+        self._clients: dict[tuple[str, str | None, bool], object] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str, *, region: str | None = None, fips: bool = False):
+        key = (service, region or self._region, fips)
+        with self._lock:
+            found = self._clients.get(key)
+            if found is None:
+                found = self._clients[key] = self._build(*key)
+            return found
+
+    def _build(self, service: str, region: str | None, fips: bool):
+        import boto3
+        from botocore.config import Config
+
+        if self._session is None:
+            self._session = boto3.session.Session()
+        config = Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
+                        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+                        max_pool_connections=self._pool, use_fips_endpoint=fips)
+        return self._session.client(service, region_name=region, config=config)
