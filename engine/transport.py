@@ -7,6 +7,7 @@ operation and a redacted URL.
 """
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
 from dataclasses import dataclass
@@ -101,6 +102,8 @@ class HttpPools:
                 data = _read_capped(raw, max_body, operation)
             finally:
                 raw.release_conn()
+        except NewConnectionError as exc:  # first: urllib3 derives it from ConnectTimeoutError, yet it is a refusal
+            raise TransportError(f"{operation}: {_connection_reason(exc)}") from exc
         except (ConnectTimeoutError, ReadTimeoutError, TimeoutError) as exc:
             raise RegistryTimeoutError(f"{operation}: timed out") from exc
         except SSLError as exc:
@@ -179,24 +182,32 @@ def _path_and_query(url: str) -> str:
 
 
 def _ssl_reason(exc: BaseException) -> str:
-    cause = exc
-    while cause.__cause__ is not None or (cause.args and isinstance(cause.args[0], BaseException)):
-        cause = cause.__cause__ or cause.args[0]
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        return cause.verify_message or "certificate verification failed"
-    if isinstance(cause, ssl.SSLError):
-        return cause.reason or str(cause)
-    return type(cause).__name__
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause.verify_message or "certificate verification failed"
+        if isinstance(cause, ssl.SSLError) and cause.reason:
+            return cause.reason
+    return type(exc).__name__
 
 
 def _connection_reason(exc: BaseException) -> str:
-    text = str(exc.__cause__ or exc)
-    if "Connection refused" in text:
-        return "connection refused"
-    if "reset" in text.lower():
-        return "connection reset"
-    if "Name or service not known" in text or "nodename nor servname" in text:
-        return "host not found"
+    """A short cause from the OS error at the bottom of urllib3's wrapping."""
+    for cause in _causes(exc):
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, ConnectionResetError):
+            return "connection reset"
+        if isinstance(cause, socket.gaierror):
+            return "host not found"
     if isinstance(exc, ProtocolError):
         return "connection broken"
     return type(exc).__name__
+
+
+def _causes(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        nested = [a for a in exc.args if isinstance(a, BaseException)]
+        exc = exc.__cause__ or exc.__context__ or (nested[0] if nested else None) or getattr(exc, "reason", None)

@@ -289,13 +289,14 @@ def write_report_file(env: Mapping[str, str], report: Report) -> str:
 def annotate(commands: Commands, report: Report) -> None:
     """One warning per stale container, one error per container that could not be checked."""
     for c in report.ordered():
+        where = f"{report.endpoint}: container {c.name}"
         if c.status == STALE:
             local = ", ".join(short_digest(d) for d in c.local_digests) or "no digest"
-            commands.issue("warning", f"{report.endpoint}: {c.name} runs {c.image} ({local}); the tag now "
-                           f"points to {short_digest(c.remote_digest)}", title=f"Stale container {c.name}")
+            commands.issue("warning", f"{where} runs {c.image} ({local}); the tag now points to "
+                           f"{short_digest(c.remote_digest)}", title=f"Stale container {c.name}")
         elif c.status == ERROR:
             detail = ": ".join(x for x in (c.reason, c.error) if x)
-            commands.issue("error", f"{report.endpoint}: {c.name} ({c.image}) could not be checked: {detail}",
+            commands.issue("error", f"{where} ({c.image}) could not be checked: {detail}",
                            title=f"Container not checked {c.name}")
 
 

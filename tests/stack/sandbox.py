@@ -9,7 +9,6 @@ is stopped whatever happens, Ctrl-C and SIGTERM included.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shlex
 import shutil
@@ -51,7 +50,8 @@ def _run(stack: Stack, workdir: Path, extra: list[str]) -> int:
     stack.start(workdir)
     expected = build_demo_fleet(stack)
     _say(f"stack and demo fleet ready in {time.monotonic() - started:.1f}s; expected statuses:")
-    _say(json.dumps(expected, indent=2))
+    for name, (status, reason) in sorted(expected.items()):
+        _say(f"  {name:<12} {status}" + (f" ({reason})" if reason else ""))
     command = scanner_command() + ["scan", "--output", "text", *stack.scan_args(), *extra]
     env = stack.env()
     _say("scan command: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(command))

@@ -1,0 +1,159 @@
+"""One DynamoDB table, two key spaces: shared registry tokens, and the last delivered report per endpoint.
+
+    pk = "token#<TokenKey.digest()>"   token, expires_at, expires (TTL)
+    pk = "notify#<sha256(endpoint)>"   endpoint, fingerprint, scan_id, delivered_at
+
+No key holds a secret or a realm/scope in clear text; the token itself is an
+attribute, encrypted at rest by the table's KMS setting. ``expires`` is the
+table's TTL attribute; TTL deletion can lag by days, so every read checks
+``expires_at`` as well. Writes are conditional: a token with a later expiry,
+or state from a later scan, is never overwritten by an older one.
+
+The cache must never fail a scan: after the first DynamoDB error the store logs
+one warning and stays out of the way for the rest of the invocation (the
+in-memory cache in front of it keeps working).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+from dataclasses import dataclass
+
+from engine.clock import Clock, SystemClock
+from engine.tokens import Token, TokenKey
+from handler.aws_clients import aws_errors, error_code
+
+log = logging.getLogger("spyglass.aws")
+
+TOKEN_PREFIX = "token#"
+NOTIFY_PREFIX = "notify#"
+TTL_ATTRIBUTE = "expires"
+NOTIFY_STATE_DAYS = 400  # state for an endpoint that is no longer scanned goes away after this
+
+
+class DynamoTokenStore:
+    """``engine.tokens.TokenStore`` on a DynamoDB table (memory is consulted before it)."""
+
+    def __init__(self, table: str, *, client, clock: Clock | None = None):
+        self._table = table
+        self._client = client
+        self._clock = clock or SystemClock()
+        self._lock = threading.Lock()
+        self.degraded = False
+        self.reads = self.hits = self.writes = 0
+
+    def get(self, key: TokenKey) -> Token | None:
+        if self.degraded:
+            return None
+        try:
+            answer = self._client.get_item(TableName=self._table, Key=_pk(TOKEN_PREFIX + key.digest()),
+                                           ProjectionExpression="#t, expires_at",
+                                           ExpressionAttributeNames={"#t": "token"})
+        except aws_errors() as exc:
+            return self._degrade("read", exc)
+        self._count("reads")
+        token = _token(answer.get("Item"))
+        if token is None or token.expires_at <= self._clock.now():
+            return None  # absent, malformed, or expired but not yet removed by TTL
+        self._count("hits")
+        return token
+
+    def put(self, key: TokenKey, token: Token) -> None:
+        if self.degraded:
+            return
+        item = {**_pk(TOKEN_PREFIX + key.digest()), "token": {"S": token.value},
+                "expires_at": {"N": repr(float(token.expires_at))},
+                TTL_ATTRIBUTE: {"N": str(math.ceil(token.expires_at))}}
+        try:
+            self._client.put_item(TableName=self._table, Item=item,
+                                  ConditionExpression="attribute_not_exists(pk) OR expires_at < :e",
+                                  ExpressionAttributeValues={":e": item["expires_at"]})
+        except aws_errors() as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                self._degrade("write", exc)
+            return  # a concurrent writer stored a token that lives longer: theirs wins
+        self._count("writes")
+
+    def _degrade(self, what: str, exc: BaseException) -> None:
+        with self._lock:
+            first, self.degraded = not self.degraded, True
+        if first:
+            log.warning("token cache table %s: %s failed (%s); using the in-memory cache only",
+                        self._table, what, error_code(exc), extra={"table": self._table})
+        return None
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+
+@dataclass(frozen=True)
+class DeliveredState:
+    fingerprint: str
+    scan_id: str
+    delivered_at: float
+
+
+class NotifyState:
+    """The fingerprint of the last report delivered for each endpoint."""
+
+    def __init__(self, table: str, *, client, clock: Clock | None = None):
+        self._table = table
+        self._client = client
+        self._clock = clock or SystemClock()
+
+    def last(self, endpoint: str) -> DeliveredState | None:
+        """The last delivered state; raises the AWS error for the caller to decide on."""
+        answer = self._client.get_item(TableName=self._table, Key=_pk(_notify_key(endpoint)), ConsistentRead=True)
+        item = answer.get("Item") or {}
+        try:
+            return DeliveredState(item["fingerprint"]["S"], item["scan_id"]["S"], float(item["delivered_at"]["N"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def record(self, endpoint: str, state: DeliveredState) -> bool:
+        """Store state unless a later delivery is already recorded; False when it was."""
+        item = {**_pk(_notify_key(endpoint)), "endpoint": {"S": endpoint}, "fingerprint": {"S": state.fingerprint},
+                "scan_id": {"S": state.scan_id}, "delivered_at": {"N": repr(float(state.delivered_at))},
+                TTL_ATTRIBUTE: {"N": str(math.ceil(self._clock.now() + NOTIFY_STATE_DAYS * 86400))}}
+        try:
+            self._client.put_item(TableName=self._table, Item=item,
+                                  ConditionExpression="attribute_not_exists(pk) OR delivered_at <= :t",
+                                  ExpressionAttributeValues={":t": item["delivered_at"]})
+        except aws_errors() as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+def _pk(value: str) -> dict:
+    return {"pk": {"S": value}}
+
+
+def _notify_key(endpoint: str) -> str:
+    return NOTIFY_PREFIX + hashlib.sha256(endpoint.encode()).hexdigest()
+
+
+def _token(item: dict | None) -> Token | None:
+    if not item:
+        return None
+    try:
+        return Token(item["token"]["S"], float(item["expires_at"]["N"]))
+    except (KeyError, TypeError, ValueError):
+        log.warning("token cache: ignoring a malformed item")
+        return None
+
+
+def token_store_from_spec(spec: str, *, clients=None, clock: Clock | None = None) -> DynamoTokenStore | None:
+    """For the CLI's --token-cache: None for memory, a store for dynamodb:TABLE."""
+    from handler.aws_clients import AwsClients
+    from handler.aws_settings import parse_token_cache
+
+    table = parse_token_cache(spec)
+    if not table:
+        return None
+    clients = clients or AwsClients()
+    return DynamoTokenStore(table, client=clients.client("dynamodb"), clock=clock)

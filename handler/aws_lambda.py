@@ -1,0 +1,258 @@
+"""The AWS Lambda entry point: one invocation scans one Docker endpoint and publishes one report.
+
+    handler(event, context)
+      1. settings from the environment; the event may override the endpoint's fields
+         (an EventBridge scheduled event carries none: the environment's endpoint)
+      2. TLS material from Secrets Manager or SSM into a private folder, registry
+         credentials from a secret (in memory), ECR through the function's role
+      3. scan, bounded by the time Lambda leaves minus SPYGLASS_DELIVERY_MARGIN
+      4. NOTIFY policy (always, stale, change against the state in DynamoDB)
+      5. publish to SNS (S3 for large reports); on failure the report goes to the log
+         and the invocation fails, so Lambda's retry and on-failure destination act
+
+Warm invocations share the AWS clients, the HTTP pools and the ECR tokens
+(:class:`Runtime`); each gets a fresh in-memory registry token cache, backed by
+DynamoDB when TOKEN_CACHE=dynamodb:TABLE. Only the standard library is imported
+at module load: boto3, the Docker SDK and urllib3 come with the first invocation.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+log = logging.getLogger("spyglass.lambda")
+
+MIN_SCAN_SECONDS = 0.001  # a scan always runs, so even a late invocation delivers a report
+PUBLISH_RESERVE = 1.0  # seconds kept back from publish retries for the function's own exit
+
+
+class Runtime:
+    """What warm invocations reuse: AWS clients, HTTP pools per TLS policy, ECR tokens."""
+
+    def __init__(self, *, clients=None, clock=None):
+        from engine.clock import SystemClock
+        from handler.aws_clients import AwsClients
+        from handler.aws_ecr import EcrTokens
+
+        self.clients = clients or AwsClients()
+        self.clock = clock or SystemClock()
+        self.ecr_tokens = EcrTokens(lambda region, fips: self.clients.client("ecr", region=region, fips=fips),
+                                    clock=self.clock)
+        self._pools: dict = {}
+        self._lock = threading.Lock()
+
+    def pools_for(self, policy, concurrency: int):
+        from engine.transport import HttpPools
+
+        with self._lock:
+            key = (policy, concurrency)
+            if key not in self._pools:
+                self._pools[key] = HttpPools(policy, maxsize=concurrency)
+            return self._pools[key]
+
+
+_runtime: Runtime | None = None
+
+
+def handler(event, context):
+    """The function's handler (handler.aws_lambda.handler)."""
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime()
+    return invoke(event, context, env=os.environ, runtime=_runtime)
+
+
+def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
+    """One invocation with its environment and shared runtime passed in (tests call this)."""
+    from engine.errors import ConfigurationError, SpyglassError
+    from handler.aws_settings import endpoint_for, settings_from_env
+
+    request_id = getattr(context, "aws_request_id", "") or str(uuid.uuid4())
+    level = (env.get("SPYGLASS_LOG_LEVEL") or "info").lower()
+    with _json_logs(level, log_stream, {"request_id": request_id}):
+        try:
+            settings = settings_from_env(env)
+            spec, correlation_id = endpoint_for(event, settings.endpoint)
+        except ConfigurationError as exc:
+            log.error("%s", exc)
+            raise
+        static = {"endpoint": spec.host, "correlation_id": correlation_id or request_id, "scan_id": request_id}
+        with _json_logs(settings.log_level, log_stream, static):
+            try:
+                return _invocation(settings, spec, request_id, context, runtime)
+            except SpyglassError as exc:
+                log.error("invocation failed: %s", exc, extra={"error_class": type(exc).__name__})
+                raise
+            except Exception:
+                log.exception("invocation failed unexpectedly")
+                raise
+
+
+def _invocation(settings, spec, scan_id: str, context, runtime: Runtime) -> dict:
+    from handler.aws_notify import decide, fingerprint
+
+    budget = _scan_budget(settings, context)
+    log.info("scan started", extra={"scan_budget_s": budget, "notify": settings.notify})
+    report, failure, store = _scan(settings, spec, runtime, budget)
+    log.info("scan finished", extra={"status": "errors" if failure else report.status, "summary": report.summary,
+                                     "duration_ms": report.duration_ms, "error": failure,
+                                     "token_cache": _store_stats(store)})
+    current = fingerprint(report, endpoint_failed=failure is not None)
+    state, last = _last_delivered(settings, runtime, spec.host)
+    decision = decide(settings.notify, "errors" if failure else report.status, current, last)
+    result = {"scan_id": scan_id, "endpoint": spec.host, "status": "errors" if failure else report.status,
+              "summary": report.summary, "error": failure, "notified": False, "notify_reason": decision.reason}
+    if not decision.notify:
+        log.info("notification skipped: %s", decision.reason)
+        return result
+    result.update(_deliver(settings, runtime, report, scan_id, failure, context))
+    if state is not None:
+        _record(state, spec.host, current, scan_id, report.finished_at)
+    return result
+
+
+def _scan(settings, spec, runtime: Runtime, budget: float | None):
+    """(report, endpoint failure message or None, token store or None)."""
+    from engine.errors import DaemonError
+    from engine.report import Report
+    from handler.aws_dynamodb import DynamoTokenStore
+    from handler.compose import run_scan, tls_policy
+
+    store = None
+    if settings.token_table:
+        store = DynamoTokenStore(settings.token_table, client=runtime.clients.client("dynamodb"),
+                                 clock=runtime.clock)
+    started = runtime.clock.now()
+    with _scan_inputs(settings, spec, runtime, budget) as (config, home, wrapper):
+        try:
+            report = run_scan(config, env={}, home=home, clock=runtime.clock,
+                              pools=runtime.pools_for(tls_policy(config), config.concurrency),
+                              token_store=store, keychain_wrapper=wrapper)
+        except DaemonError as exc:
+            log.error("endpoint could not be scanned: %s", exc)
+            return Report(spec.host, started, runtime.clock.now(), ()), str(exc), store
+    return report, None, store
+
+
+@contextlib.contextmanager
+def _scan_inputs(settings, spec, runtime: Runtime, budget: float | None):
+    """(ScanConfig, a private home folder, keychain wrapper); key material is gone when the block ends."""
+    import tempfile
+
+    from handler.aws_ecr import EcrKeychain
+    from handler.aws_secrets import fetch_docker_config, fetch_tls_material, private_cert_dir
+    from handler.compose import ScanConfig, daemon_settings
+
+    secrets = runtime.clients.client("secretsmanager") if spec.tls_secret or settings.registry_auth_secret else None
+    registry_keychain = None
+    if settings.registry_auth_secret:
+        registry_keychain = fetch_docker_config(settings.registry_auth_secret, secrets_client=secrets)
+    with contextlib.ExitStack() as stack:
+        home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spyglass-home-")))
+        tls = {}
+        if spec.tls_secret:
+            ssm = runtime.clients.client("ssm") if spec.tls_secret.startswith("ssm:") else None
+            material = fetch_tls_material(spec.tls_secret, secrets_client=secrets, ssm_client=ssm)
+            folder = stack.enter_context(private_cert_dir(material))
+            tls = {"tls_verify": True, "ca": str(folder / "ca.pem"), "cert": str(folder / "cert.pem"),
+                   "key": str(folder / "key.pem")}
+        timeout = 30.0 if budget is None else min(30.0, max(1.0, budget))
+        daemon = daemon_settings({}, home, host=spec.host, timeout=timeout, **tls)
+        config = ScanConfig(daemon=daemon, names=spec.names, include_stopped=spec.include_stopped,
+                            label_enable=spec.label_enable, scope=spec.scope, registry_ca=settings.registry_ca,
+                            registry_ca_validate=bool(settings.registry_ca),
+                            insecure_registries=settings.insecure_registries,
+                            docker_config=str(home / "config.json"), concurrency=settings.concurrency,
+                            timeout=budget)
+        yield config, home, lambda default: EcrKeychain(registry_keychain or default, runtime.ecr_tokens)
+
+
+def _deliver(settings, runtime: Runtime, report, scan_id: str, failure, context) -> dict:
+    from engine.clock import Deadline
+    from handler.aws_sns import Publisher, S3Offload, deliver, log_full_report, report_document
+
+    if not settings.topic_arn:
+        log_full_report(report_document(report, scan_id, failure=failure), why="no SNS_TOPIC_ARN set",
+                        level=logging.INFO)
+        return {}
+    remaining = _remaining_seconds(context)
+    deadline = Deadline(runtime.clock, max(0.0, remaining - PUBLISH_RESERVE)) if remaining is not None else None
+    publisher = Publisher(runtime.clients.client("sns"), settings.topic_arn, clock=runtime.clock, deadline=deadline)
+    offload = S3Offload(runtime.clients.client("s3"), settings.report_bucket,
+                        settings.report_prefix) if settings.report_bucket else None
+    delivery = deliver(report, scan_id=scan_id, publisher=publisher, offload=offload, failure=failure)
+    return {"notified": True, "message_id": delivery.message_id, "message_bytes": delivery.size,
+            "truncated": delivery.truncated,
+            "report_location": delivery.location.uri if delivery.location else None}
+
+
+def _last_delivered(settings, runtime: Runtime, endpoint: str):
+    """(state store, last fingerprint); a failed read means "notify": a repeat beats a loss."""
+    from handler.aws_clients import aws_errors, error_code
+    from handler.aws_dynamodb import NotifyState
+
+    if settings.notify != "change":
+        return None, None
+    state = NotifyState(settings.state_table, client=runtime.clients.client("dynamodb"), clock=runtime.clock)
+    try:
+        last = state.last(endpoint)
+    except aws_errors() as exc:
+        log.warning("read the last delivered report from %s failed (%s); notifying anyway",
+                    settings.state_table, error_code(exc))
+        return state, None
+    return state, last.fingerprint if last else None
+
+
+def _record(state, endpoint: str, current: str, scan_id: str, finished_at: float) -> None:
+    from handler.aws_clients import aws_errors, error_code
+    from handler.aws_dynamodb import DeliveredState
+
+    try:
+        if not state.record(endpoint, DeliveredState(current, scan_id, finished_at)):
+            log.info("a later delivery is already recorded for this endpoint")
+    except aws_errors() as exc:
+        log.warning("record the delivered report failed (%s); the next scan may notify again", error_code(exc))
+
+
+def _scan_budget(settings, context) -> float | None:
+    """Seconds the scan may take: what Lambda leaves minus the delivery margin, within SPYGLASS_TIMEOUT."""
+    remaining = _remaining_seconds(context)
+    if remaining is None:
+        return settings.timeout
+    budget = remaining - settings.delivery_margin
+    if budget < MIN_SCAN_SECONDS:
+        log.warning("only %.1f s left for the scan and its delivery; registries get no time", remaining)
+        budget = MIN_SCAN_SECONDS
+    return budget if settings.timeout is None else min(settings.timeout, budget)
+
+
+def _remaining_seconds(context) -> float | None:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return remaining() / 1000.0 if callable(remaining) else None
+
+
+def _store_stats(store) -> dict | None:
+    if store is None:
+        return None
+    return {"reads": store.reads, "hits": store.hits, "writes": store.writes, "degraded": store.degraded}
+
+
+@contextlib.contextmanager
+def _json_logs(level: str, stream, static: dict):
+    """JSON lines on stream (stdout in Lambda) for the block; the previous logging set-up comes back after."""
+    from handler import logs
+
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    logs.configure(level if level in ("debug", "info", "warning", "error") else "info", "json",
+                   stream=stream or sys.stdout, static=static)
+    try:
+        yield
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)

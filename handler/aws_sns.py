@@ -1,0 +1,331 @@
+"""One SNS message per scan, whatever the report's size; nothing lost when SNS will not take it.
+
+The message uses MessageStructure=json:
+    default                   a short summary for people (and protocols not listed below)
+    email                     the text table
+    sqs, lambda, http, https  the JSON report (docs/report.schema.json) plus scan_id and truncated
+
+SNS counts every variant, the subject and the attributes against 256 KiB. When
+the whole is larger, the full JSON report goes to S3 (when a bucket is set) and
+the message keeps the summary, the stale and errored containers and the
+object's location, with ``truncated: true``; if even those do not fit, as many
+as fit are kept and ``omitted_containers`` says how many are left out. Subscribers
+can filter on the attributes endpoint, status, stale_count, error_count.
+
+Publishing is retried with backoff on throttling and transient failures. When it
+still fails the full report is written to the log (in parts small enough for
+CloudWatch) and DeliveryError is raised, so Lambda's retry and on-failure
+destination take over. The scan id in the message lets subscribers drop repeats.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import re
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Callable
+
+from engine.clock import Clock, Deadline, SystemClock
+from engine.errors import SpyglassError
+from engine.report import ERROR, STALE, Report, render_text, summary_line
+from handler.aws_clients import aws_errors, error_code
+
+log = logging.getLogger("spyglass.aws")
+
+MAX_MESSAGE_BYTES = 262_144  # SNS: message, subject and attributes together
+SLACK_BYTES = 512  # head-room for SNS's own accounting
+SUBJECT_MAX = 99  # SNS: "less than 100 characters"
+JSON_PROTOCOLS = ("sqs", "lambda", "http", "https")
+LOG_LINE_BYTES = 200_000  # CloudWatch cuts log events at 256 KiB
+SUMMARY_NAMES = 10
+_RETRYABLE = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
+                        "InternalError", "InternalFailure", "ServiceUnavailable", "KMSThrottlingException",
+                        "KMSThrottling"})
+
+
+class DeliveryError(SpyglassError):
+    reason = "delivery"
+
+
+@dataclass(frozen=True)
+class Location:
+    bucket: str
+    key: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def to_dict(self) -> dict:
+        return {"bucket": self.bucket, "key": self.key, "uri": self.uri}
+
+
+@dataclass(frozen=True)
+class SnsMessage:
+    subject: str
+    message: str  # the MessageStructure=json document
+    attributes: dict
+    truncated: bool = False
+    omitted: int = 0
+    location: Location | None = None
+
+    @property
+    def size(self) -> int:
+        attributes = sum(len(name.encode()) + len(a["DataType"]) + len(a["StringValue"].encode())
+                         for name, a in self.attributes.items())
+        return len(self.message.encode()) + len(self.subject.encode()) + attributes
+
+
+@dataclass(frozen=True)
+class Delivery:
+    message_id: str
+    size: int
+    truncated: bool
+    omitted: int
+    location: Location | None
+
+
+# -- the message ---------------------------------------------------------------
+
+def report_document(report: Report, scan_id: str, *, failure: str | None = None) -> dict:
+    """The JSON report subscribers receive: the schema's document plus scan_id and truncated."""
+    doc = report.to_dict()
+    doc["scan_id"] = scan_id
+    doc["truncated"] = False
+    if failure is not None:
+        doc["status"] = "errors"
+        doc["error"] = failure
+    return doc
+
+
+def compose(report: Report, scan_id: str, *, failure: str | None = None,
+            offload: Callable[[str], Location | None] | None = None,
+            limit: int = MAX_MESSAGE_BYTES - SLACK_BYTES) -> SnsMessage:
+    """The whole report if it fits; otherwise offload it and keep what matters (see module doc)."""
+    doc = report_document(report, scan_id, failure=failure)
+    full = _message(report, doc, _email(report, report.ordered(), scan_id, failure), scan_id, failure)
+    if full.size <= limit:
+        return full
+    location = offload(compact_json(doc)) if offload is not None else None
+    attention = [c for c in report.ordered() if c.status in (STALE, ERROR)]
+
+    def keeping(count: int) -> SnsMessage:
+        kept = attention[:count]
+        omitted = len(report.containers) - count
+        short = dict(doc, containers=[c.to_dict() for c in kept], truncated=True, omitted_containers=omitted)
+        if location is not None:
+            short["report_location"] = location.to_dict()
+        email = _email(report, kept, scan_id, failure, omitted=omitted, location=location)
+        return replace(_message(report, short, email, scan_id, failure, truncated=True),
+                       omitted=omitted, location=location)
+
+    best = keeping(len(attention))
+    if best.size <= limit:
+        return best
+    low, high = 0, len(attention) - 1  # the most containers that fit; keeping(0) always does
+    while low < high:
+        middle = (low + high + 1) // 2
+        if keeping(middle).size <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return keeping(low)
+
+
+def compact_json(doc: dict) -> str:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def _message(report: Report, doc: dict, email: str, scan_id: str, failure: str | None, *,
+             truncated: bool = False) -> SnsMessage:
+    body = compact_json(doc)
+    variants = {"default": _summary(report, scan_id, failure), "email": email}
+    variants.update({protocol: body for protocol in JSON_PROTOCOLS})
+    return SnsMessage(subject(report, failure), json.dumps(variants, ensure_ascii=False),
+                      attributes(report, scan_id, failure, truncated), truncated)
+
+
+def subject(report: Report, failure: str | None = None) -> str:
+    """≤ 99 printable ASCII characters naming the endpoint and the counts."""
+    s = report.summary
+    counts = "cannot scan" if failure is not None else (
+        f"{s['stale']} stale, {s['errors']} error{'' if s['errors'] == 1 else 's'} of {s['scanned']}")
+    head, tail = "spyglass ", f": {counts}"
+    endpoint = _ascii(re.sub(r"^tcp://", "", report.endpoint))
+    room = SUBJECT_MAX - len(head) - len(tail)
+    if len(endpoint) > room:
+        keep = room - 3
+        endpoint = endpoint[: keep - keep // 2] + "..." + endpoint[len(endpoint) - keep // 2:]
+    return head + endpoint + tail
+
+
+def attributes(report: Report, scan_id: str, failure: str | None, truncated: bool) -> dict:
+    s = report.summary
+    status = "errors" if failure is not None else report.status
+    values = {"endpoint": ("String", report.endpoint), "status": ("String", status),
+              "stale_count": ("Number", str(s["stale"])),
+              "error_count": ("Number", str(s["errors"] + (1 if failure is not None else 0))),
+              "scanned_count": ("Number", str(s["scanned"])), "scan_id": ("String", scan_id),
+              "truncated": ("String", "true" if truncated else "false")}
+    return {name: {"DataType": kind, "StringValue": value} for name, (kind, value) in values.items()}
+
+
+def _summary(report: Report, scan_id: str, failure: str | None) -> str:
+    if failure is not None:
+        return f"spyglass: cannot scan {report.endpoint}: {failure}\nscan {scan_id}\n"
+    lines = [summary_line(report)]
+    for status, label in ((STALE, "Stale"), (ERROR, "Errors")):
+        found = [c for c in report.ordered() if c.status == status]
+        if found:
+            names = ", ".join(_ascii(c.name) + (f" ({c.reason})" if status == ERROR and c.reason else "")
+                              for c in found[:SUMMARY_NAMES])
+            more = f" and {len(found) - SUMMARY_NAMES} more" if len(found) > SUMMARY_NAMES else ""
+            lines.append(f"{label}: {names}{more}")
+    lines.append(f"scan {scan_id}")
+    return "\n".join(lines) + "\n"
+
+
+def _email(report: Report, shown: list, scan_id: str, failure: str | None, *, omitted: int = 0,
+           location: Location | None = None) -> str:
+    if failure is not None:
+        return _summary(report, scan_id, failure)
+    lines = [summary_line(report), ""]
+    if omitted:
+        lines.append(f"{len(shown)} stale or errored containers shown, {omitted} left out of this message.")
+        lines.append(f"Full report: {location.uri}" if location else "The full report was too large to send.")
+        lines.append("")
+    if shown:
+        table = render_text(replace(report, containers=tuple(shown))).splitlines()[2:]
+        lines += table
+    lines += ["", f"scan {scan_id}"]
+    return "\n".join(lines) + "\n"
+
+
+def _ascii(text: str) -> str:
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in text)
+
+
+# -- S3 offload ------------------------------------------------------------------
+
+class S3Offload:
+    """Uploads full reports that are too large for SNS; a failed upload costs the link, not the message."""
+
+    def __init__(self, client, bucket: str, prefix: str = "reports/"):
+        self._client = client
+        self._bucket = bucket
+        self._prefix = prefix
+
+    def key_for(self, report: Report, scan_id: str) -> str:
+        when = datetime.fromtimestamp(report.started_at, tz=timezone.utc)
+        endpoint = re.sub(r"[^A-Za-z0-9._-]+", "_", report.endpoint).strip("_")[:200] or "endpoint"
+        return f"{self._prefix}{endpoint}/{when:%Y/%m/%d/%H%M%S}-{scan_id}.json"
+
+    def upload(self, text: str, report: Report, scan_id: str) -> Location | None:
+        key = self.key_for(report, scan_id)
+        try:
+            self._client.put_object(Bucket=self._bucket, Key=key, Body=text.encode(),
+                                    ContentType="application/json")
+        except aws_errors() as exc:
+            log.warning("upload the full report to s3://%s/%s failed (%s); it follows in the log",
+                        self._bucket, key, error_code(exc))
+            log_full_report(json.loads(text), why="report not uploaded", level=logging.WARNING)
+            return None
+        log.info("full report uploaded", extra={"report_location": f"s3://{self._bucket}/{key}",
+                                                "bytes": len(text.encode())})
+        return Location(self._bucket, key)
+
+
+# -- publishing ------------------------------------------------------------------
+
+class Publisher:
+    """SNS Publish with bounded retries (on top of botocore's own) and backoff inside a deadline."""
+
+    def __init__(self, client, topic_arn: str, *, clock: Clock | None = None, attempts: int = 3,
+                 base_delay: float = 0.5, max_delay: float = 4.0, deadline: Deadline | None = None):
+        self._client = client
+        self.topic_arn = topic_arn
+        self._clock = clock or SystemClock()
+        self._attempts = attempts
+        self._base, self._max = base_delay, max_delay
+        self._deadline = deadline
+
+    def publish(self, message: SnsMessage, *, scan_id: str, endpoint: str) -> str:
+        request = {"TopicArn": self.topic_arn, "Message": message.message, "MessageStructure": "json",
+                   "Subject": message.subject, "MessageAttributes": message.attributes}
+        if self.topic_arn.endswith(".fifo"):
+            request["MessageGroupId"] = "spyglass-" + hashlib.sha256(endpoint.encode()).hexdigest()[:32]
+            request["MessageDeduplicationId"] = re.sub(r"[^A-Za-z0-9_-]", "-", scan_id)[:128]
+        for attempt in range(self._attempts):
+            try:
+                return self._client.publish(**request)["MessageId"]
+            except aws_errors() as exc:
+                code = error_code(exc)
+                if not _retryable(exc, code) or attempt == self._attempts - 1 or not self._wait(attempt):
+                    raise DeliveryError(f"publish to {self.topic_arn}: {code}") from None
+                log.warning("publish to %s failed (%s); retrying", self.topic_arn, code)
+        raise DeliveryError(f"publish to {self.topic_arn}: no attempt made")
+
+    def _wait(self, attempt: int) -> bool:
+        delay = min(self._max, self._base * 2 ** attempt) * random.uniform(0.5, 1.0)
+        remaining = self._deadline.remaining() if self._deadline is not None else None
+        if remaining is not None and delay >= remaining:
+            return False
+        self._clock.sleep(delay)
+        return True
+
+
+def _retryable(exc: BaseException, code: str) -> bool:
+    if not hasattr(exc, "response"):
+        return True  # BotoCoreError: connection reset, timeout, endpoint unreachable
+    status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0
+    return code in _RETRYABLE or status >= 500
+
+
+def deliver(report: Report, *, scan_id: str, publisher: Publisher, offload: S3Offload | None = None,
+            failure: str | None = None) -> Delivery:
+    """Compose and publish; on failure log the full report and raise DeliveryError."""
+    uploader = (lambda text: offload.upload(text, report, scan_id)) if offload is not None else None
+    message = compose(report, scan_id, failure=failure, offload=uploader)
+    try:
+        message_id = publisher.publish(message, scan_id=scan_id, endpoint=report.endpoint)
+    except DeliveryError as exc:
+        log.error("%s; the full report follows in the log", exc, extra={"scan_id": scan_id})
+        log_full_report(report_document(report, scan_id, failure=failure), why="report not delivered")
+        raise
+    log.info("report delivered", extra={"message_id": message_id, "bytes": message.size,
+                                        "truncated": message.truncated, "omitted_containers": message.omitted,
+                                        "report_location": message.location.uri if message.location else None,
+                                        "scan_id": scan_id})
+    return Delivery(message_id, message.size, message.truncated, message.omitted, message.location)
+
+
+def log_full_report(doc: dict, *, why: str, level: int = logging.ERROR) -> None:
+    """The report as structured log lines, split by containers so no line exceeds CloudWatch's limit."""
+    head = {k: v for k, v in doc.items() if k != "containers"}
+    parts: list[list] = [[]]
+    size = len(compact_json(head))
+    for container in doc.get("containers", []):
+        cost = len(compact_json(container).encode()) + 1
+        if parts[-1] and size + cost > LOG_LINE_BYTES:
+            parts.append([])
+            size = len(compact_json(head))
+        parts[-1].append(container)
+        size += cost
+    for number, containers in enumerate(parts, 1):
+        log.log(level, "%s: full report (part %d of %d)", why, number, len(parts),
+                extra={"report": dict(head, containers=containers), "part": number, "parts": len(parts)})
+
+
+def publish_report(report: Report, *, topic_arn: str, bucket: str = "", prefix: str = "reports/",
+                   scan_id: str | None = None, clients=None) -> Delivery:
+    """One call for the CLI's --sns-topic-arn: the same message and rules as the Lambda."""
+    from handler.aws_clients import AwsClients
+
+    clients = clients or AwsClients()
+    offload = S3Offload(clients.client("s3"), bucket, prefix) if bucket else None
+    return deliver(report, scan_id=scan_id or str(uuid.uuid4()),
+                   publisher=Publisher(clients.client("sns"), topic_arn), offload=offload)

@@ -1,0 +1,210 @@
+"""The Action's entry logic against the real stack, in a simulated runner.
+
+The secret inputs are what a workflow passes from repository secrets: the PEM contents of
+the daemon's client certificate folder, and the contents of a docker config.json holding
+alice's credentials. One scan of the demo fleet is shared by the tests that only read it.
+"""
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from handler.action import OUTPUTS
+from handler.compose import run_scan
+from tests.action.runner import simulate
+
+SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "report.schema.json").read_text())
+
+
+def stack_inputs(stack, names=()) -> dict[str, str]:
+    cert_dir = Path(stack.env()["DOCKER_CERT_PATH"])
+    return {
+        "host": stack.env()["DOCKER_HOST"],
+        "tls-ca": (cert_dir / "ca.pem").read_text(),
+        "tls-cert": (cert_dir / "cert.pem").read_text(),
+        "tls-key": (cert_dir / "key.pem").read_text(),
+        "registry-ca": Path(stack.registry_ca).read_text(),
+        "docker-config": stack.docker_config.read_text(),
+        "insecure-registries": stack.plain.address,
+        "names": " ".join(names),
+    }
+
+
+def secrets_of(stack) -> list[str]:
+    """Strings that must never be written anywhere but an add-mask command."""
+    cert_dir = Path(stack.env()["DOCKER_CERT_PATH"])
+    key_lines = [line for line in (cert_dir / "key.pem").read_text().splitlines() if "-----" not in line]
+    auth = json.loads(stack.docker_config.read_text())["auths"][stack.secure.address]["auth"]
+    return key_lines + [stack.alice.password, auth, stack.admin_account.password]
+
+
+class Recorder:
+    """The real scan, noting what the secret folder looked like while it ran."""
+
+    def __init__(self):
+        self.folder: Path | None = None
+        self.modes: dict[str, int] = {}
+
+    def __call__(self, config, **kwargs):
+        key = Path(config.daemon.client_key)
+        self.folder = key.parent
+        self.modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [self.folder, *self.folder.iterdir()]}
+        return run_scan(config, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def fleet_run(stack, demo_fleet, tmp_path_factory):
+    recorder = Recorder()
+    run = simulate(tmp_path_factory.mktemp("action"), stack_inputs(stack, demo_fleet),
+                   extra_env={"RUNNER_DEBUG": "1"}, scan=recorder)
+    run.scans.append(recorder)
+    return run
+
+
+def test_the_outputs_file_holds_every_output_and_the_counts(fleet_run, demo_fleet):
+    assert fleet_run.code == 0, fleet_run.stdout + fleet_run.stderr
+    outputs = fleet_run.outputs
+    assert sorted(outputs) == sorted(OUTPUTS)
+    expected = [status for status, _ in demo_fleet.values()]
+    assert outputs["status"] == "errors"  # gone: not-found
+    assert outputs["stale-count"] == "1" == str(expected.count("stale"))
+    assert outputs["error-count"] == str(expected.count("error"))
+    assert outputs["fresh-count"] == str(expected.count("fresh"))
+
+
+def test_report_path_is_the_json_report_under_runner_temp(fleet_run, demo_fleet):
+    path = Path(fleet_run.outputs["report-path"])
+    assert path.parent == fleet_run.runner_temp
+    report = json.loads(path.read_text())
+    jsonschema.validate(report, SCHEMA)
+    assert {c["name"]: (c["status"], c["reason"]) for c in report["containers"]} == demo_fleet
+
+
+def test_the_stale_output_lists_the_stale_container_with_its_digests(fleet_run, stack):
+    stale = json.loads(fleet_run.outputs["stale"])
+    assert [entry["name"] for entry in stale] == ["stale"]
+    entry = stale[0]
+    with stack.secure_http() as registry:
+        assert entry["remote_digest"] == registry.digest_of("demo/stale", "1")
+    assert entry["local_digests"] and entry["remote_digest"] not in entry["local_digests"]
+    assert entry["image"] == entry["reference"] == f"{stack.secure.address}/demo/stale:1"
+    assert "\n" not in fleet_run.outputs["stale"]
+
+
+def test_the_summary_reads_summary_line_then_attention_table_then_collapsed_rest(fleet_run, demo_fleet):
+    lines = fleet_run.summary.rstrip("\n").splitlines()
+    assert lines[0].startswith("### 🔴 spyglass:") and "1 stale" in lines[0] and "1 error" in lines[0]
+    details = lines.index(next(line for line in lines if line.startswith("<details>")))
+    attention = [line for line in lines[1:details] if line.startswith("| ") and not line.startswith("| Status")]
+    assert [row.split(" | ")[0:2] for row in attention] == [["| stale", "stale"], ["| error", "gone"]]
+    quiet = [name for name, (status, _) in demo_fleet.items() if status in ("fresh", "skipped")]
+    assert f"{len(quiet)} fresh or skipped" in lines[details]
+    rest = "\n".join(lines[details:])
+    assert all(f"| {name} |" in rest for name in quiet)
+    assert lines[-1] == "</details>"
+
+
+def test_one_warning_per_stale_and_one_error_per_errored_container(fleet_run, stack):
+    warnings, errors = fleet_run.commands("warning"), fleet_run.commands("error")
+    assert [w.properties["title"] for w in warnings] == ["Stale container stale"]
+    assert stack.secure.address + "/demo/stale:1" in warnings[0].message
+    assert [e.properties["title"] for e in errors] == ["Container not checked gone"]
+    assert "not-found" in errors[0].message
+
+
+def test_masks_come_before_anything_else_and_cover_the_secrets(fleet_run, stack):
+    lines = fleet_run.stdout.splitlines()
+    masks = [c.message for c in fleet_run.commands("add-mask")]
+    assert all(line.startswith("::add-mask::") for line in lines[:len(masks)])
+    assert set(secrets_of(stack)) - {stack.admin_account.password} <= set(masks)
+
+
+def test_no_secret_reaches_outputs_summary_logs_or_report(fleet_run, stack):
+    report = Path(fleet_run.outputs["report-path"]).read_text()
+    logged = [line for line in fleet_run.stdout.splitlines() if not line.startswith("::add-mask::")]
+    everything = "\n".join([fleet_run.output_file, fleet_run.summary, fleet_run.stderr, report, *logged])
+    assert "PRIVATE KEY" not in everything
+    for secret in secrets_of(stack):
+        assert secret not in everything
+    assert "DEBUG" in fleet_run.stderr  # RUNNER_DEBUG=1 was on: the debug logs were checked too
+
+
+def test_the_secret_folder_was_private_while_the_scan_ran_and_is_gone_after(fleet_run):
+    recorder = fleet_run.scans[0]
+    assert recorder.folder.parent == fleet_run.runner_temp
+    assert recorder.modes.pop(recorder.folder.name) == 0o700
+    assert recorder.modes == {name: 0o600 for name in
+                              ("tls-ca.pem", "tls-cert.pem", "tls-key.pem", "registry-ca.pem", "config.json")}
+    assert not recorder.folder.exists()
+    assert [p.name for p in fleet_run.runner_temp.iterdir()] == [Path(fleet_run.outputs["report-path"]).name]
+
+
+def test_the_log_shows_the_text_report_with_workflow_commands_stopped(fleet_run):
+    lines = fleet_run.stdout.splitlines()
+    start = lines.index("::group::spyglass report")
+    token = lines[start + 1].removeprefix("::stop-commands::")
+    assert len(token) >= 32 and f"::{token}::" in lines
+    end = lines.index(f"::{token}::")
+    assert "1 stale" in lines[start + 2] and any(line.startswith("STATUS") for line in lines[start:end])
+    assert lines[end + 1] == "::endgroup::"
+
+
+def test_fail_on_stale_fails_the_step_and_says_why(stack, demo_fleet, tmp_path):
+    run = simulate(tmp_path, stack_inputs(stack, ["stale", "web-1"]) | {"fail-on-stale": "true"})
+    assert run.code == 1
+    assert run.outputs["status"] == "stale"
+    assert any("fail-on-stale" in e.message for e in run.commands("error"))
+
+
+def test_fail_on_error_fails_the_step(stack, demo_fleet, tmp_path):
+    run = simulate(tmp_path, stack_inputs(stack, ["gone"]) | {"fail-on-error": "true"})
+    assert run.code == 1 and run.outputs["status"] == "errors"
+    assert [e.properties.get("title") for e in run.commands("error")] == ["Container not checked gone", "spyglass"]
+
+
+def test_an_all_fresh_scan_is_ok_with_an_empty_stale_list(stack, demo_fleet, tmp_path):
+    run = simulate(tmp_path, stack_inputs(stack, ["web-1", "private"]))
+    assert run.code == 0
+    assert (run.outputs["status"], run.outputs["stale"], run.outputs["fresh-count"]) == ("ok", "[]", "2")
+    assert run.commands("warning") == [] and run.commands("error") == []
+    assert run.summary.startswith("### ✅ spyglass:")
+
+
+def test_without_tls_inputs_the_daemon_refuses_and_the_step_exits_3(stack, demo_fleet, tmp_path):
+    inputs = stack_inputs(stack, ["web-1"])
+    for name in ("tls-cert", "tls-key"):
+        del inputs[name]
+    run = simulate(tmp_path, inputs)
+    assert run.code == 3 and run.output_file == ""
+    assert "cannot scan" in run.commands("error")[0].message
+    assert "could not scan" in run.summary and "Traceback" not in run.stderr
+
+
+def test_sns_topic_without_a_publisher_in_this_build_is_a_warning(stack, demo_fleet, tmp_path):
+    inputs = stack_inputs(stack, ["web-1"]) | {"sns-topic-arn": "arn:aws:sns:eu-west-1:123456789012:spyglass"}
+    run = simulate(tmp_path, inputs, load_publisher=lambda: (None, "boto3 is not installed"))
+    assert run.code == 0 and run.outputs["status"] == "ok"
+    [warning] = run.commands("warning")
+    assert "SNS delivery is not available" in warning.message and "boto3" in warning.message
+
+
+def test_sns_topic_hands_the_report_to_the_publisher(stack, demo_fleet, tmp_path):
+    published = []
+    publisher = lambda report, topic, *, notify: published.append((report.status, topic, notify))  # noqa: E731
+    inputs = stack_inputs(stack, ["stale"]) | {"sns-topic-arn": "arn:aws:sns:eu-west-1:123456789012:t",
+                                               "notify": "stale"}
+    run = simulate(tmp_path, inputs, load_publisher=lambda: (publisher, ""))
+    assert run.code == 0
+    assert published == [("stale", "arn:aws:sns:eu-west-1:123456789012:t", "stale")]
+
+
+def test_docker_config_credentials_are_what_open_the_private_repository(stack, demo_fleet, tmp_path):
+    inputs = stack_inputs(stack, ["private"]) | {"docker-config": "{}"}
+    run = simulate(tmp_path, inputs)
+    assert run.outputs["status"] == "errors"
+    assert "unauthorized" in run.commands("error")[0].message
+

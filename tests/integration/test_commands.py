@@ -1,0 +1,54 @@
+"""The README's commands, run the way a new user runs them: as subprocesses."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+ROOT = Path(__file__).parents[2]
+SCHEMA = json.loads((ROOT / "docs" / "report.schema.json").read_text())
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox starts its own dockerd: root only")
+def test_the_sandbox_command_prints_a_valid_report_that_matches_its_fleet():
+    result = subprocess.run([sys.executable, "-m", "tests.stack.sandbox", "--output", "json"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    jsonschema.validate(report, SCHEMA)
+    expected = {}
+    for line in result.stderr.splitlines():  # "  name         status (reason)" lines printed before the scan
+        parts = line.split()
+        if line.startswith("  ") and len(parts) in (2, 3) and parts[1] in ("fresh", "stale", "skipped", "error"):
+            expected[parts[0]] = (parts[1], parts[2].strip("()") if len(parts) == 3 else None)
+    assert len(expected) == 11
+    assert {c["name"]: (c["status"], c["reason"]) for c in report["containers"]} == expected
+    assert "Traceback" not in result.stderr
+
+
+def test_a_wrong_registry_ca_fails_in_under_a_second_with_exit_2(tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "handler.cli", "scan", "--registry-ca", str(bundle),
+                             "--registry-ca-validate", "-H", "tcp://192.0.2.1:2376"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=30)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2 and result.stdout == ""
+    assert str(bundle) in result.stderr and "malformed PEM" in result.stderr
+    assert elapsed < 1.0, f"took {elapsed:.2f} s"
+
+
+def test_version_and_help():
+    version = subprocess.run([sys.executable, "-m", "handler.cli", "--version"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=30)
+    assert version.returncode == 0 and version.stdout.startswith("spyglass ")
+    bare = subprocess.run([sys.executable, "-m", "handler.cli"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert bare.returncode == 2 and "scan" in bare.stderr
