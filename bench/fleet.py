@@ -115,8 +115,8 @@ def universe(fleets: list[Fleet]) -> list[Slot]:
     stale = {f.stale for f in fleets}
     if len(stale) != 1:
         raise ValueError(f"all fleets of one run share S; got {sorted(stale)}")
-    top = max(f.images for f in fleets)
-    return [slot(k, stale.pop()) for k in range(top)]
+    top, (count,) = max(f.images for f in fleets), stale
+    return [slot(k, count) for k in range(top)]
 
 
 def rebuild_plan(current: dict[str, int], target: dict[str, int]) -> tuple[list[str], list[str]]:

@@ -190,7 +190,10 @@ class _Pipe:
 
     def _send_eof(self) -> None:
         if not self._target.is_closing() and self._target.can_write_eof():
-            self._target.write_eof()
+            try:
+                self._target.write_eof()
+            except OSError:
+                pass  # the peer is gone already; its own close reaches the other side
 
     def cancel(self) -> None:
         self.closed = True

@@ -9,7 +9,6 @@ internal services).
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 from datetime import datetime
 from urllib.parse import urlencode, urlsplit
@@ -17,14 +16,13 @@ from urllib.parse import urlencode, urlsplit
 from .authn import Credential
 from .challenge import Challenge
 from .clock import Clock
-from .errors import RegistryError, UnauthorizedError, redact_url
+from .errors import RegistryError, UnauthorizedError
 from .status import raise_for_status
 from .tokens import DEFAULT_EXPIRES_IN, Token
-from .transport import HttpPools
+from .transport import HttpPools, internal_host, shown_url, valid_host
 
 MAX_TOKEN_RESPONSE = 256 * 1024
 CLIENT_ID = "spyglass"
-_METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
 
 
 def basic_authorization(credential: Credential) -> str:
@@ -34,18 +32,22 @@ def basic_authorization(credential: Credential) -> str:
 
 def check_realm(realm: str, *, registry_host: str, insecure: bool, sends_credentials: bool) -> None:
     """Raise UnauthorizedError when the realm is not a place to ask (see the module docstring)."""
-    parts = urlsplit(realm)
+    operation = f"fetch token from {shown_url(realm)}"
+    try:
+        parts = urlsplit(realm)
+    except ValueError:
+        raise UnauthorizedError(f"{operation}: realm is not a URL", registry=registry_host) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnauthorizedError(f"fetch token from {redact_url(realm)}: realm is not an http(s) URL",
-                                registry=registry_host)
+        raise UnauthorizedError(f"{operation}: realm is not an http(s) URL", registry=registry_host)
+    if not valid_host(parts.hostname):
+        raise UnauthorizedError(f"{operation}: realm host is not a host name or an address", registry=registry_host)
     if parts.scheme == "http" and sends_credentials and not insecure:
-        raise UnauthorizedError(f"fetch token from {redact_url(realm)}: refusing to send credentials "
-                                "over plain http (name the registry with --insecure-registry to allow it)",
-                                registry=registry_host)
+        raise UnauthorizedError(f"{operation}: refusing to send credentials over plain http (name the registry "
+                                "with --insecure-registry to allow it)", registry=registry_host)
     registry_name = urlsplit(f"//{registry_host}").hostname or registry_host
-    if _internal(parts.hostname) and not _internal(registry_name):
-        raise UnauthorizedError(f"fetch token from {redact_url(realm)}: realm points at an internal "
-                                "address while the registry does not", registry=registry_host)
+    if internal_host(parts.hostname) and not internal_host(registry_name):
+        raise UnauthorizedError(f"{operation}: realm points at an internal address while the registry does not",
+                                registry=registry_host)
 
 
 def fetch_token(pools: HttpPools, challenge: Challenge, scopes: tuple[str, ...], credential: Credential | None,
@@ -53,7 +55,7 @@ def fetch_token(pools: HttpPools, challenge: Challenge, scopes: tuple[str, ...],
     realm = challenge.param("realm") or ""
     service = challenge.param("service") or ""
     check_realm(realm, registry_host=registry_host, insecure=insecure, sends_credentials=credential is not None)
-    operation = f"fetch token from {redact_url(realm)}"
+    operation = f"fetch token from {shown_url(realm)}"
     if credential is not None and credential.identity_token:
         form = urlencode({"grant_type": "refresh_token", "refresh_token": credential.identity_token,
                           "service": service, "scope": " ".join(scopes), "client_id": CLIENT_ID})
@@ -96,14 +98,3 @@ def _issued_at(value: object, now: float) -> float:
         return now
     # A token server's clock may run ahead of ours: never let that extend a token's life.
     return issued if now - 300 <= issued <= now else now
-
-
-def _internal(host: str) -> bool:
-    host = host.lower().strip("[]")
-    if host == "localhost" or host in _METADATA_HOSTS:
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_link_local or address == ipaddress.ip_address("fd00:ec2::254")

@@ -159,6 +159,8 @@ def _reason(exc: BaseException) -> str:
                            ("unknown ca", "the daemon does not trust the client certificate's CA"),
                            ("Connection refused", "connection refused"),
                            ("Read timed out", "timed out"), ("timed out", "timed out"),
+                           ("Connection reset", "connection reset"),
+                           ("Remote end closed connection", "the daemon closed the connection"),
                            ("No such file or directory", "no such socket")):
         if marker in text:
             return reason

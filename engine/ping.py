@@ -44,5 +44,4 @@ def ping(pools: HttpPools, host: str, *, insecure: bool, timeout: float | None =
             return Ping(base, tuple(parse_challenges(response.header_values("WWW-Authenticate"))))
         raise_for_status(response, f"ping {host}", registry=host)
         return Ping(base, ())
-    assert last_error is not None
-    raise last_error
+    raise last_error if last_error is not None else TransportError(f"ping {host}: no scheme to try")

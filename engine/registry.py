@@ -9,7 +9,9 @@ Outline of one manifest request:
       repository alone (the server may not grant combined scopes, or the token expired)
     → no Docker-Content-Digest on the HEAD: GET and hash the body
 Temporary failures (5xx, resets, 429 with a Retry-After that fits) are retried with
-capped exponential backoff inside the deadline.
+capped exponential backoff inside the deadline, for the ping and the token request
+as for the manifest requests. A ping or token request that still fails is
+remembered: the registry's other lookups get the same error without asking again.
 """
 from __future__ import annotations
 
@@ -18,13 +20,13 @@ import json
 import random
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, TypeVar
 
 from .authn import ANONYMOUS_KEYCHAIN, Credential, Keychain
 from .bearer import basic_authorization, fetch_token
 from .challenge import Challenge, find, parse_challenges
 from .clock import Clock, Deadline, SystemClock
-from .errors import RegistryError, RegistryTimeoutError, TransportError
+from .errors import RateLimitedError, RegistryError, RegistryTimeoutError, TransportError
 from .mediatypes import MANIFEST_ACCEPT, Descriptor, is_index
 from .name import Registry
 from .ping import Ping, ping
@@ -40,12 +42,14 @@ MAX_SCOPES_PER_TOKEN = 100
 MAX_SCOPE_CHARS = 4000
 RETRY_ATTEMPTS = 3
 BACKOFF_BASE, BACKOFF_CAP = 0.25, 2.0
+MAX_RETRY_AFTER = 60.0  # a longer pause asked for is reported as rate-limited at once
 RATE_LIMIT_HEADERS = ("ratelimit-limit", "ratelimit-remaining")
+T = TypeVar("T")
 
 
 @dataclass
 class RegistryStats:
-    requests: dict[str, int] = field(default_factory=lambda: {"ping": 0, "token": 0, "head": 0, "get": 0})
+    requests: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("ping", "token", "head", "get"), 0))
     rate_limit: dict[str, str] = field(default_factory=dict)
 
 
@@ -87,7 +91,7 @@ class RegistryClient:
     def __init__(self, registry: Registry, *, pools: HttpPools, keychain: Keychain = ANONYMOUS_KEYCHAIN,
                  token_cache: TokenCache | None = None, clock: Clock | None = None,
                  deadline: Deadline | None = None, repositories: Iterable[str] = (),
-                 sleep_jitter: Callable[[float], float] = lambda cap: random.uniform(0, cap)):
+                 sleep_jitter: Callable[[float], float] = lambda cap: random.uniform(0, cap)):  # nosec B311 # jitter
         self.registry = registry
         self._pools = pools
         self._keychain = keychain
@@ -97,8 +101,10 @@ class RegistryClient:
         self._planned = frozenset(repositories)
         self._jitter = sleep_jitter
         self._insecure = pools.tls.mode_for(*_host_port(registry.host)) is TLSMode.INSECURE
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._ping: Ping | None = None
+        self._ping_error: RegistryError | None = None
+        self._token_errors: dict[TokenKey, RegistryError] = {}
         self._credentials: dict[str, Credential | None] = {}
         self._chunks: dict[str, list[tuple[str, ...]]] = {}  # credential identity -> scope chunks
         self.stats = RegistryStats()
@@ -177,13 +183,32 @@ class RegistryClient:
             return response
         raise AssertionError("unreachable")
 
+    def _retried(self, kind: str, operation: str, call: Callable[[], T]) -> T:
+        """A ping or token request under the same rules (these raise their failures instead of returning them)."""
+        for attempt in range(RETRY_ATTEMPTS):
+            last = attempt == RETRY_ATTEMPTS - 1
+            if self._deadline.expired():
+                raise RegistryTimeoutError(f"{operation}: scan deadline reached", registry=self.registry.name)
+            self._count(kind)
+            try:
+                return call()
+            except RegistryTimeoutError:
+                raise
+            except RateLimitedError as exc:
+                if last or exc.retry_after is None or not self._wait(exc.retry_after):
+                    raise
+            except RegistryError as exc:
+                if last or not exc.temporary or not self._backoff(attempt):
+                    raise
+        raise AssertionError("unreachable")
+
     def _backoff(self, attempt: int) -> bool:
         return self._wait(self._jitter(min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt)))
 
     def _wait(self, seconds: float) -> bool:
         """Sleep if the deadline leaves room for the wait and a request after it."""
         remaining = self._deadline.remaining()
-        if remaining is not None and seconds >= remaining * 0.8:
+        if seconds > MAX_RETRY_AFTER or (remaining is not None and seconds >= remaining * 0.8):
             return False
         self._clock.sleep(seconds)
         return True
@@ -215,11 +240,20 @@ class RegistryClient:
         key = TokenKey(challenge.param("realm") or "", challenge.param("service") or "", scopes, identity)
 
         def fetch() -> Token:
-            self._count("token")
-            return fetch_token(self._pools, challenge, scopes, credential, registry_host=self.registry.host,
-                               insecure=self._insecure, clock=self._clock, timeout=self._deadline.remaining())
+            return self._retried("token", f"fetch token for {self.registry.name}", lambda: fetch_token(
+                self._pools, challenge, scopes, credential, registry_host=self.registry.host,
+                insecure=self._insecure, clock=self._clock, timeout=self._deadline.remaining()))
 
-        token = self._tokens.get_or_fetch(key, fetch)
+        with self._lock:
+            failed = self._token_errors.get(key)
+        if failed is not None:
+            raise failed
+        try:
+            token = self._tokens.get_or_fetch(key, fetch)
+        except RegistryError as exc:
+            with self._lock:
+                self._token_errors.setdefault(key, exc)
+            raise
         return _Auth({"Authorization": f"Bearer {token.value}"}, key, token)
 
     def _scopes_with(self, repository: str, credential: Credential | None) -> tuple[str, ...]:
@@ -244,10 +278,14 @@ class RegistryClient:
 
     def _ping_once(self) -> Ping:
         with self._lock:
-            if self._ping is None:
-                self._count_locked("ping")
-                self._ping = ping(self._pools, self.registry.host, insecure=self._insecure,
-                                  timeout=self._deadline.remaining())
+            if self._ping is None and self._ping_error is None:
+                try:
+                    self._ping = self._retried("ping", f"ping {self.registry.host}", lambda: ping(
+                        self._pools, self.registry.host, insecure=self._insecure, timeout=self._deadline.remaining()))
+                except RegistryError as exc:
+                    self._ping_error = exc
+            if self._ping_error is not None:
+                raise self._ping_error
             return self._ping
 
     def _base_url(self) -> str:
@@ -257,10 +295,7 @@ class RegistryClient:
 
     def _count(self, kind: str) -> None:
         with self._lock:
-            self._count_locked(kind)
-
-    def _count_locked(self, kind: str) -> None:
-        self.stats.requests[kind] = self.stats.requests.get(kind, 0) + 1
+            self.stats.requests[kind] = self.stats.requests.get(kind, 0) + 1
 
     def _note_rate_limit(self, response: Response) -> None:
         seen = {name: response.header(name) for name in RATE_LIMIT_HEADERS if response.header(name)}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from .errors import NotFoundError, RateLimitedError, RegistryError, UnauthorizedError, scrub
 from .transport import Response
@@ -29,9 +30,10 @@ def retry_after(response: Response) -> float | None:
     """Seconds from a Retry-After header in its delta-seconds form (dates are rare from registries)."""
     value = response.header("Retry-After")
     try:
-        return max(0.0, float(value)) if value is not None else None
+        seconds = float(value) if value is not None else None
     except ValueError:
         return None
+    return max(0.0, seconds) if seconds is not None and math.isfinite(seconds) else None
 
 
 def _error_body(body: bytes) -> tuple[tuple[str, ...], str]:

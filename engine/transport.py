@@ -4,9 +4,16 @@ This is the only module that talks to urllib3. It knows nothing of registries'
 auth; it sends one request (following a bounded number of redirects), caps the
 body it reads, and turns every failure into a typed error that names the
 operation and a redacted URL.
+
+Per-read timeouts cannot stop a server that sends one byte at a time, so each
+request also has a total limit (the smaller of ``Timeouts.total`` and what the
+caller's deadline leaves): a timer shuts the request's socket when it passes.
 """
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import re
 import socket
 import ssl
 import threading
@@ -14,9 +21,9 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import (
     HTTPError,
-    MaxRetryError,
     NewConnectionError,
     ProtocolError,
     ReadTimeoutError,
@@ -24,18 +31,23 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from .errors import RegistryTimeoutError, TLSError, TransportError, redact_url
+from .errors import RegistryError, RegistryTimeoutError, TLSError, TransportError, redact_url
 from .tlsconfig import TLSMode, TLSPolicy
 
 USER_AGENT = "spyglass/0.1"
 MAX_REDIRECTS = 5
 DEFAULT_MAX_BODY = 4 * 1024 * 1024  # manifests are limited to 4 MiB by the distribution spec
+_METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
+_METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("fd00:ec2::254", "100.100.100.200"))
+_LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,254}}$)({_LABEL}\.)*{_LABEL}\.?", re.IGNORECASE)  # RFC 1123 names, "_" allowed
 
 
 @dataclass(frozen=True)
 class Timeouts:
     connect: float = 5.0
-    read: float = 15.0
+    read: float = 15.0  # between two reads
+    total: float = 60.0  # one request from connect to its last byte, however the server trickles
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,7 @@ class HttpPools:
         self._pools: dict[tuple[str, str, int, bool], urllib3.HTTPConnectionPool] = {}
         self._lock = threading.Lock()
         self._verified: ssl.SSLContext | None = None
+        self._current = threading.local()  # the running request's _Watch, seen by its connection
 
     @property
     def tls(self) -> TLSPolicy:
@@ -85,16 +98,26 @@ class HttpPools:
             target = urljoin(url, location)
             if _origin(target) != _origin(url):
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            self._check_redirect(target, url, operation)
             if response.status == 303:
                 method, body = ("GET" if method != "HEAD" else "HEAD"), None
             url = target
-        raise TransportError(f"{operation}: more than {MAX_REDIRECTS} redirects")
+        raise RegistryError(f"{operation}: more than {MAX_REDIRECTS} redirects")
+
+    def _check_redirect(self, target: str, source: str, operation: str) -> None:
+        """A redirect is no way around TLS (plain http only toward a host named insecure), nor inward."""
+        scheme, host, port = _split(target)
+        if scheme == "http" and self._tls.mode_for(host, port) is TLSMode.VERIFY:
+            raise RegistryError(f"{operation}: refusing a redirect to plain http ({shown_url(target)})")
+        if internal_host(host) and not internal_host(_split(source)[1]):
+            raise RegistryError(f"{operation}: refusing a redirect to an internal address ({shown_url(target)})")
 
     def _send(self, method, url, headers, body, timeout, max_body, operation) -> Response:
         scheme, host, port = _split(url)
         pool = self._pool(scheme, host, port)
         path = _path_and_query(url)
         limit = urllib3.Timeout(connect=_cap(self._timeouts.connect, timeout), read=_cap(self._timeouts.read, timeout))
+        watch = self._current.watch = _Watch(_cap(self._timeouts.total, timeout))
         try:
             raw = pool.urlopen(method, path, headers=headers, body=body, retries=False, redirect=False,
                                timeout=limit, preload_content=False, assert_same_host=False)
@@ -102,14 +125,13 @@ class HttpPools:
                 data = _read_capped(raw, max_body, operation)
             finally:
                 raw.release_conn()
-        except NewConnectionError as exc:  # first: urllib3 derives it from ConnectTimeoutError, yet it is a refusal
-            raise TransportError(f"{operation}: {_connection_reason(exc)}") from exc
-        except (ConnectTimeoutError, ReadTimeoutError, TimeoutError) as exc:
-            raise RegistryTimeoutError(f"{operation}: timed out") from exc
-        except SSLError as exc:
-            raise TLSError(f"{operation}: TLS failed ({_ssl_reason(exc)})") from exc
-        except (NewConnectionError, ProtocolError, MaxRetryError, HTTPError, OSError) as exc:
-            raise TransportError(f"{operation}: {_connection_reason(exc)}") from exc
+        except (HTTPError, OSError) as exc:
+            if watch.fired:
+                raise RegistryTimeoutError(f"{operation}: timed out (no complete answer in time)") from exc
+            raise _transport_error(exc, operation) from exc
+        finally:
+            watch.cancel()
+            self._current.watch = None
         return Response(status=raw.status, headers=raw.headers, body=data, url=url)
 
     def _pool(self, scheme: str, host: str, port: int) -> urllib3.HTTPConnectionPool:
@@ -123,17 +145,16 @@ class HttpPools:
             return pool
 
     def _new_pool(self, scheme, host, port, verify) -> urllib3.HTTPConnectionPool:
-        common = dict(maxsize=self._maxsize, block=True, retries=False)
+        common = dict(maxsize=self._maxsize, block=True, retries=False, current=self._current)
         if scheme == "http":
-            return urllib3.HTTPConnectionPool(host, port, **common)
+            return _Pool(host, port, **common)
         if verify:
             if self._verified is None:
                 self._verified = self._tls.verified_context()
             context = self._verified
         else:
             context = self._tls.unverified_context()
-        return urllib3.HTTPSConnectionPool(host, port, ssl_context=context,
-                                           assert_hostname=None if verify else False, **common)
+        return _TLSPool(host, port, ssl_context=context, assert_hostname=None if verify else False, **common)
 
     def close(self) -> None:
         with self._lock:
@@ -142,12 +163,133 @@ class HttpPools:
             pool.close()
 
 
+def valid_host(host: str) -> bool:
+    """An IP address or an ASCII DNS name (what a registry, realm or redirect may name)."""
+    return host_address(host) is not None or bool(_HOST_NAME.fullmatch(host))
+
+
+def host_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host literal stands for, in any form the C resolver accepts (127.1, 0x7f000001, ...)."""
+    host = host.strip("[]")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if not re.fullmatch(r"[0-9a-fA-FxX.]+", host):
+            return None
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return getattr(address, "ipv4_mapped", None) or address
+
+
+def internal_host(host: str) -> bool:
+    """Loopback, link-local, unspecified or a cloud metadata endpoint, judged by the host as written.
+
+    A DNS name that resolves to such an address is not caught: see docs/security.md.
+    """
+    name = host.lower().strip("[]").rstrip(".")
+    if name == "localhost" or name.endswith(".localhost") or name in _METADATA_HOSTS:
+        return True
+    address = host_address(name)
+    return address is not None and (address.is_loopback or address.is_link_local or address.is_unspecified
+                                     or address in _METADATA_ADDRESSES)
+
+
+def shown_url(url: str, limit: int = 200) -> str:
+    """A URL as an error may show it: redacted, and cut when a server made it absurdly long."""
+    text = redact_url(url)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _transport_error(exc: BaseException, operation: str) -> TransportError:
+    """The typed error for a urllib3 or socket failure (the order matters: urllib3's classes overlap)."""
+    if isinstance(exc, NewConnectionError):  # urllib3 derives it from ConnectTimeoutError, yet it is a refusal
+        return TransportError(f"{operation}: {_connection_reason(exc)}")
+    if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError, TimeoutError)):
+        return RegistryTimeoutError(f"{operation}: timed out")
+    if isinstance(exc, SSLError):
+        return TLSError(f"{operation}: TLS failed ({_ssl_reason(exc)})")
+    return TransportError(f"{operation}: {_connection_reason(exc)}")
+
+
+class _Watch:
+    """Shuts the socket of one request that outlives its total limit, from a timer thread."""
+
+    def __init__(self, seconds: float):
+        self.fired = False
+        self._connection: HTTPConnection | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def attach(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            self._connection = connection
+            if self.fired:
+                _shut(connection)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            if self._connection is not None:
+                _shut(self._connection)
+
+
+def _shut(connection: HTTPConnection) -> None:
+    # socket.socket's own shutdown, also for TLS sockets: it wakes a read blocked in another thread.
+    if connection.sock is not None:
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(connection.sock, socket.SHUT_RDWR)
+
+
+class _Watched:
+    """A connection that shows itself to the _Watch of the request it serves (connect, then send)."""
+
+    def __init__(self, *args, current: threading.local, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._current = current
+
+    def connect(self) -> None:
+        self._show()
+        super().connect()
+
+    def request(self, *args, **kwargs) -> None:
+        self._show()
+        super().request(*args, **kwargs)
+
+    def _show(self) -> None:
+        watch = getattr(self._current, "watch", None)
+        if watch is not None:
+            watch.attach(self)
+
+
+class _Connection(_Watched, HTTPConnection):
+    pass
+
+
+class _TLSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _Pool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TLSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _TLSConnection
+
+
 def _read_capped(raw, max_body: int, operation: str) -> bytes:
     chunks, total = [], 0
     for chunk in raw.stream(64 * 1024, decode_content=True):
         total += len(chunk)
-        if total > max_body:
-            raise TransportError(f"{operation}: response body larger than {max_body} bytes")
+        if total > max_body:  # not temporary: asking again would bring the same body
+            raise RegistryError(f"{operation}: response body larger than {max_body} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -17,6 +17,7 @@ import base64
 import binascii
 import contextlib
 import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -26,10 +27,10 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 from engine.errors import ConfigurationError, DaemonError, SpyglassError, scrub
-from engine.report import Report, STALE, ERROR, render_json, render_markdown, render_text, short_digest
+from engine.report import ERROR, STALE, Report, render_json, render_markdown, render_text, short_digest
 from handler import logs
 from handler.compose import ScanConfig, daemon_settings, run_scan
 
@@ -39,7 +40,7 @@ EXIT_OK, EXIT_FOUND, EXIT_CONFIG, EXIT_UNREACHABLE = 0, 1, 2, 3
 INPUT_DEFAULTS: dict[str, str] = {
     "host": "", "tls-ca": "", "tls-cert": "", "tls-key": "", "registry-ca": "",
     "insecure-registries": "", "docker-config": "", "names": "", "label-enable": "false", "scope": "",
-    "timeout": "120", "fail-on-stale": "false", "fail-on-error": "false", "sns-topic-arn": "", "notify": "",
+    "timeout": "120", "fail-on-stale": "false", "fail-on-error": "false", "sns-topic-arn": "", "notify": "always",
 }
 INPUTS = tuple(INPUT_DEFAULTS)
 SECRET_INPUTS = ("tls-ca", "tls-cert", "tls-key", "docker-config")
@@ -174,7 +175,7 @@ class SecretFiles:
     def describe(self, message: str) -> str:
         """A message with our private paths replaced by the inputs they hold."""
         for path, input_name in self.names.items():
-            message = message.replace(path, f"input {input_name}")
+            message = message.replace(path, f"(input {input_name})")
         return message
 
     def remove(self) -> None:
@@ -300,7 +301,12 @@ def annotate(commands: Commands, report: Report) -> None:
                            title=f"Container not checked {c.name}")
 
 
-# -- SNS (built by the AWS handler; optional here) ----------------------------------------------
+# -- SNS (handler.aws_sns, when this build has it) -------------------------------------------
+
+# The Lambda's policies always and stale; its `change` compares with state kept in DynamoDB,
+# which the Action does not keep (handler/aws_notify.py defines all three).
+NOTIFY_POLICIES = ("always", "stale")
+
 
 def load_sns_publisher() -> tuple[Callable | None, str]:
     """handler.aws_sns.publish_report when this build has it (and boto3), else None and why not."""
@@ -309,11 +315,29 @@ def load_sns_publisher() -> tuple[Callable | None, str]:
     except ImportError as exc:
         return None, f"{exc.name or 'handler.aws_sns'} is not installed"
     publish = getattr(module, "publish_report", None)
-    return (publish, "") if callable(publish) else (None, "handler.aws_sns has no publish_report")
+    if not callable(publish):
+        return None, "handler.aws_sns has no publish_report"
+    if importlib.util.find_spec("boto3") is None:  # aws_sns imports it only when publishing
+        return None, "boto3 is not installed"
+    return publish, ""
 
 
-def deliver(commands: Commands, report: Report, inputs: Mapping[str, str], load_publisher) -> int:
-    if not inputs["sns-topic-arn"]:
+def _notify_policy(text: str) -> str:
+    policy = text.lower()
+    if policy == "change":
+        raise ConfigurationError("input notify: change needs the state the Lambda keeps in DynamoDB; "
+                                 "the Action keeps none (use always or stale)")
+    if policy not in NOTIFY_POLICIES:
+        raise ConfigurationError(f"input notify: expected one of {', '.join(NOTIFY_POLICIES)}, got {text!r}")
+    return policy
+
+
+def deliver(commands: Commands, report: Report, topic_arn: str, policy: str, load_publisher, stdout) -> int:
+    """Publish per the notify policy; a failed delivery is an error line and exit 2 or 3, never silent."""
+    if not topic_arn:
+        return EXIT_OK
+    if policy == "stale" and report.status == "ok":
+        stdout.write("SNS: nothing stale or errored, nothing published (notify: stale)\n")
         return EXIT_OK
     publish, why_not = load_publisher()
     if publish is None:
@@ -321,14 +345,15 @@ def deliver(commands: Commands, report: Report, inputs: Mapping[str, str], load_
                        f"({why_not}); the report was not published", title="spyglass")
         return EXIT_OK
     try:
-        publish(report, inputs["sns-topic-arn"], notify=inputs["notify"] or None)
+        delivery = publish(report, topic_arn=topic_arn)
     except ConfigurationError as exc:
         commands.issue("error", f"SNS delivery: configuration error: {exc}", title="spyglass")
         return EXIT_CONFIG
-    except Exception as exc:  # noqa: BLE001 - botocore's tree is not ours; reported and failed, not hidden
-        commands.issue("error", f"SNS delivery to {inputs['sns-topic-arn']} failed: {type(exc).__name__}: "
-                       f"{scrub(str(exc))}", title="spyglass")
+    except Exception as exc:  # noqa: BLE001 - DeliveryError, or botocore's own tree: reported and failed
+        detail = str(exc) if isinstance(exc, SpyglassError) else type(exc).__name__
+        commands.issue("error", f"SNS delivery to {topic_arn} failed: {scrub(detail)}", title="spyglass")
         return EXIT_UNREACHABLE
+    stdout.write(f"SNS: report published to {topic_arn} (message {getattr(delivery, 'message_id', '?')})\n")
     return EXIT_OK
 
 
@@ -363,6 +388,7 @@ def _run(inputs, files: SecretFiles, commands: Commands, *, env, stdout, home: P
     config = scan_config(inputs, files, env=env, home=home)
     fail_on = {"stale": _bool("fail-on-stale", inputs["fail-on-stale"]),
                "errors": _bool("fail-on-error", inputs["fail-on-error"])}
+    policy = _notify_policy(inputs["notify"])
     report = scan(config, env=env, home=home)
     report_path = write_report_file(env, report)
     write_outputs(env.get("GITHUB_OUTPUT"), output_values(report, report_path))
@@ -370,7 +396,7 @@ def _run(inputs, files: SecretFiles, commands: Commands, *, env, stdout, home: P
     with commands.verbatim("spyglass report") as write:
         write(render_text(report))
     annotate(commands, report)
-    delivered = deliver(commands, report, inputs, load_publisher)
+    delivered = deliver(commands, report, inputs["sns-topic-arn"], policy, load_publisher, stdout)
     return _verdict(commands, report, fail_on) or delivered
 
 

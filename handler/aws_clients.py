@@ -21,6 +21,12 @@ def aws_errors() -> tuple[type[BaseException], ...]:
     return (ClientError, BotoCoreError)
 
 
+def arn_region(arn: str) -> str | None:
+    """The region field of an ARN (arn:partition:service:region:account:resource), if it has one."""
+    parts = arn.split(":", 5)
+    return parts[3] or None if len(parts) == 6 and parts[0] == "arn" else None
+
+
 def error_code(exc: BaseException) -> str:
     """A short, secret-free cause: the AWS error code, or the exception class for network failures."""
     response = getattr(exc, "response", None)
@@ -54,8 +60,13 @@ class AwsClients:
             return found
 
     def _build(self, service: str, region: str | None, fips: bool):
-        import boto3
-        from botocore.config import Config
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError:
+            from engine.errors import ConfigurationError
+
+            raise ConfigurationError("AWS features need boto3: pip install 'spyglass[aws]'") from None
 
         if self._session is None:
             self._session = boto3.session.Session()

@@ -78,7 +78,8 @@ class EcrTokens:
         where = f"ecr:GetAuthorizationToken for {host}"
         try:
             client = self._client_for(registry.region, registry.fips)
-            answer = client.get_authorization_token(registryIds=[registry.account])
+            # No registryIds (deprecated): the token is good for every registry the role may read.
+            answer = client.get_authorization_token()
         except aws_errors() as exc:
             raise ConfigurationError(f"{where}: {error_code(exc)}") from None
         with self._lock:

@@ -46,13 +46,21 @@ class Runtime:
         self._pools: dict = {}
         self._lock = threading.Lock()
 
-    def pools_for(self, policy, concurrency: int):
-        from engine.transport import HttpPools
-
+    @property
+    def pool_sets(self) -> int:
+        """How many distinct HTTP pool sets warm invocations have built (one per registry TLS setting)."""
         with self._lock:
-            key = (policy, concurrency)
+            return len(self._pools)
+
+    def pools_for(self, config):
+        """Kept-alive pools for config's registry TLS settings, built on the first invocation that needs them."""
+        from engine.transport import HttpPools
+        from handler.compose import tls_policy
+
+        key = (config.registry_ca, config.insecure_registries, config.concurrency)
+        with self._lock:
             if key not in self._pools:
-                self._pools[key] = HttpPools(policy, maxsize=concurrency)
+                self._pools[key] = HttpPools(tls_policy(config), maxsize=config.concurrency)
             return self._pools[key]
 
 
@@ -99,14 +107,14 @@ def _invocation(settings, spec, scan_id: str, context, runtime: Runtime) -> dict
     budget = _scan_budget(settings, context)
     log.info("scan started", extra={"scan_budget_s": budget, "notify": settings.notify})
     report, failure, store = _scan(settings, spec, runtime, budget)
-    log.info("scan finished", extra={"status": "errors" if failure else report.status, "summary": report.summary,
-                                     "duration_ms": report.duration_ms, "error": failure,
-                                     "token_cache": _store_stats(store)})
+    status = "errors" if failure else report.status
+    log.info("scan finished", extra={"status": status, "summary": report.summary, "error": failure,
+                                     "duration_ms": report.duration_ms, "token_cache": _store_stats(store)})
     current = fingerprint(report, endpoint_failed=failure is not None)
     state, last = _last_delivered(settings, runtime, spec.host)
-    decision = decide(settings.notify, "errors" if failure else report.status, current, last)
-    result = {"scan_id": scan_id, "endpoint": spec.host, "status": "errors" if failure else report.status,
-              "summary": report.summary, "error": failure, "notified": False, "notify_reason": decision.reason}
+    decision = decide(settings.notify, status, current, last)
+    result = {"scan_id": scan_id, "endpoint": spec.host, "status": status, "summary": report.summary,
+              "error": failure, "notified": False, "notify_reason": decision.reason}
     if not decision.notify:
         log.info("notification skipped: %s", decision.reason)
         return result
@@ -121,7 +129,7 @@ def _scan(settings, spec, runtime: Runtime, budget: float | None):
     from engine.errors import DaemonError
     from engine.report import Report
     from handler.aws_dynamodb import DynamoTokenStore
-    from handler.compose import run_scan, tls_policy
+    from handler.compose import run_scan
 
     store = None
     if settings.token_table:
@@ -131,7 +139,7 @@ def _scan(settings, spec, runtime: Runtime, budget: float | None):
     with _scan_inputs(settings, spec, runtime, budget) as (config, home, wrapper):
         try:
             report = run_scan(config, env={}, home=home, clock=runtime.clock,
-                              pools=runtime.pools_for(tls_policy(config), config.concurrency),
+                              pools=runtime.pools_for(config),
                               token_store=store, keychain_wrapper=wrapper)
         except DaemonError as exc:
             log.error("endpoint could not be scanned: %s", exc)
@@ -174,6 +182,7 @@ def _scan_inputs(settings, spec, runtime: Runtime, budget: float | None):
 
 def _deliver(settings, runtime: Runtime, report, scan_id: str, failure, context) -> dict:
     from engine.clock import Deadline
+    from handler.aws_clients import arn_region
     from handler.aws_sns import Publisher, S3Offload, deliver, log_full_report, report_document
 
     if not settings.topic_arn:
@@ -182,7 +191,8 @@ def _deliver(settings, runtime: Runtime, report, scan_id: str, failure, context)
         return {}
     remaining = _remaining_seconds(context)
     deadline = Deadline(runtime.clock, max(0.0, remaining - PUBLISH_RESERVE)) if remaining is not None else None
-    publisher = Publisher(runtime.clients.client("sns"), settings.topic_arn, clock=runtime.clock, deadline=deadline)
+    sns = runtime.clients.client("sns", region=arn_region(settings.topic_arn))
+    publisher = Publisher(sns, settings.topic_arn, clock=runtime.clock, deadline=deadline)
     offload = S3Offload(runtime.clients.client("s3"), settings.report_bucket,
                         settings.report_prefix) if settings.report_bucket else None
     delivery = deliver(report, scan_id=scan_id, publisher=publisher, offload=offload, failure=failure)

@@ -54,7 +54,6 @@ class LambdaSettings:
     timeout: float | None = None  # None: the function's remaining time is the only bound
     delivery_margin: float = 10.0
     log_level: str = "info"
-    region: str | None = None
 
 
 def settings_from_env(env: Mapping[str, str]) -> LambdaSettings:
@@ -82,7 +81,6 @@ def settings_from_env(env: Mapping[str, str]) -> LambdaSettings:
         timeout=_number(env, "SPYGLASS_TIMEOUT", None, problems, low=0, open_low=True),
         delivery_margin=_number(env, "SPYGLASS_DELIVERY_MARGIN", 10.0, problems, low=0),
         log_level=_choice(env, "SPYGLASS_LOG_LEVEL", ("debug", "info", "warning", "error"), "info", problems),
-        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
     )
     if settings.endpoint.host and not _HOST.fullmatch(settings.endpoint.host):
         problems.append("DOCKER_HOST: must be tcp://HOST:PORT (or unix:///path)")

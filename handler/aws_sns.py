@@ -196,7 +196,8 @@ def _email(report: Report, shown: list, scan_id: str, failure: str | None, *, om
     lines = [summary_line(report), ""]
     if omitted:
         lines.append(f"{len(shown)} stale or errored containers shown, {omitted} left out of this message.")
-        lines.append(f"Full report: {location.uri}" if location else "The full report was too large to send.")
+        lines.append(f"Full report: {location.uri}" if location else
+                     "The full report was too large to send; a report bucket would keep it.")
         lines.append("")
     if shown:
         table = render_text(replace(report, containers=tuple(shown))).splitlines()[2:]
@@ -323,9 +324,10 @@ def log_full_report(doc: dict, *, why: str, level: int = logging.ERROR) -> None:
 def publish_report(report: Report, *, topic_arn: str, bucket: str = "", prefix: str = "reports/",
                    scan_id: str | None = None, clients=None) -> Delivery:
     """One call for the CLI's --sns-topic-arn: the same message and rules as the Lambda."""
-    from handler.aws_clients import AwsClients
+    from handler.aws_clients import AwsClients, arn_region
 
     clients = clients or AwsClients()
     offload = S3Offload(clients.client("s3"), bucket, prefix) if bucket else None
-    return deliver(report, scan_id=scan_id or str(uuid.uuid4()),
-                   publisher=Publisher(clients.client("sns"), topic_arn), offload=offload)
+    sns = clients.client("sns", region=arn_region(topic_arn))
+    return deliver(report, scan_id=scan_id or str(uuid.uuid4()), publisher=Publisher(sns, topic_arn),
+                   offload=offload)

@@ -7,15 +7,19 @@ alice's credentials. One scan of the demo fleet is shared by the tests that only
 from __future__ import annotations
 
 import json
+import os
+import re
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from handler.action import OUTPUTS
+from handler.action import INPUT_DEFAULTS, OUTPUTS
 from handler.compose import run_scan
-from tests.action.runner import simulate
+from tests.action.runner import parse_output_file, simulate
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "report.schema.json").read_text())
 
@@ -185,21 +189,66 @@ def test_without_tls_inputs_the_daemon_refuses_and_the_step_exits_3(stack, demo_
 
 
 def test_sns_topic_without_a_publisher_in_this_build_is_a_warning(stack, demo_fleet, tmp_path):
-    inputs = stack_inputs(stack, ["web-1"]) | {"sns-topic-arn": "arn:aws:sns:eu-west-1:123456789012:spyglass"}
+    inputs = stack_inputs(stack, ["web-1"]) | {"sns-topic-arn": "arn:aws:sns:us-east-1:123456789012:spyglass"}
     run = simulate(tmp_path, inputs, load_publisher=lambda: (None, "boto3 is not installed"))
     assert run.code == 0 and run.outputs["status"] == "ok"
     [warning] = run.commands("warning")
     assert "SNS delivery is not available" in warning.message and "boto3" in warning.message
 
 
-def test_sns_topic_hands_the_report_to_the_publisher(stack, demo_fleet, tmp_path):
-    published = []
-    publisher = lambda report, topic, *, notify: published.append((report.status, topic, notify))  # noqa: E731
-    inputs = stack_inputs(stack, ["stale"]) | {"sns-topic-arn": "arn:aws:sns:eu-west-1:123456789012:t",
-                                               "notify": "stale"}
-    run = simulate(tmp_path, inputs, load_publisher=lambda: (publisher, ""))
-    assert run.code == 0
-    assert published == [("stale", "arn:aws:sns:eu-west-1:123456789012:t", "stale")]
+@pytest.fixture
+def sns_queue(monkeypatch):
+    """A moto SNS topic with a raw-delivery SQS subscription: (topic ARN, receive())."""
+    moto = pytest.importorskip("moto", reason="moto is needed for the SNS delivery test")
+    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_SESSION_TOKEN",
+                 "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    import boto3
+
+    with moto.mock_aws():
+        sns, sqs = boto3.client("sns"), boto3.client("sqs")
+        topic = sns.create_topic(Name="spyglass-action")["TopicArn"]
+        url = sqs.create_queue(QueueName="spyglass-action")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+
+        def receive() -> list[dict]:
+            answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            return [json.loads(m["Body"]) for m in answer.get("Messages", [])]
+
+        yield topic, receive
+
+
+def test_sns_topic_publishes_the_report_through_handler_aws_sns(stack, demo_fleet, tmp_path, sns_queue):
+    topic, receive = sns_queue
+    run = simulate(tmp_path, stack_inputs(stack, ["stale", "web-1"]) | {"sns-topic-arn": topic})
+    assert run.code == 0, run.stdout + run.stderr
+    [message] = receive()
+    assert message["status"] == "stale" and message["summary"]["stale"] == 1
+    assert f"report published to {topic}" in run.stdout
+    assert stack.alice.password not in json.dumps(message)
+
+
+def test_notify_stale_publishes_nothing_for_an_all_fresh_scan(stack, demo_fleet, tmp_path, sns_queue):
+    topic, receive = sns_queue
+    run = simulate(tmp_path, stack_inputs(stack, ["web-1"]) | {"sns-topic-arn": topic, "notify": "stale"})
+    assert run.code == 0 and run.outputs["status"] == "ok"
+    assert receive() == [] and "nothing published" in run.stdout
+
+
+def test_a_failed_sns_delivery_is_an_error_and_exit_3_after_the_outputs(stack, demo_fleet, tmp_path):
+    def refuse(report, *, topic_arn):
+        from handler.aws_sns import DeliveryError
+        raise DeliveryError(f"publish to {topic_arn}: AuthorizationError")
+
+    inputs = stack_inputs(stack, ["web-1"]) | {"sns-topic-arn": "arn:aws:sns:us-east-1:123456789012:t"}
+    run = simulate(tmp_path, inputs, load_publisher=lambda: (refuse, ""))
+    assert run.code == 3 and run.outputs["status"] == "ok"
+    [error] = run.commands("error")
+    assert "SNS delivery" in error.message and "AuthorizationError" in error.message
 
 
 def test_docker_config_credentials_are_what_open_the_private_repository(stack, demo_fleet, tmp_path):
@@ -208,3 +257,28 @@ def test_docker_config_credentials_are_what_open_the_private_repository(stack, d
     assert run.outputs["status"] == "errors"
     assert "unauthorized" in run.commands("error")[0].message
 
+
+
+def test_action_yml_scan_step_runs_as_the_runner_would_run_it(stack, demo_fleet, tmp_path):
+    """The scan step's env block and command, expanded as the runner does, in a workspace with a decoy
+    `handler` package: -I keeps the workspace off sys.path, so the installed spyglass runs."""
+    yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read action.yml")
+    action = yaml.safe_load((Path(__file__).parents[2] / "action.yml").read_text())
+    [step] = [s for s in action["runs"]["steps"] if s.get("id") == "scan"]
+    inputs = INPUT_DEFAULTS | stack_inputs(stack, ["stale"])
+    env = {name: re.sub(r"\$\{\{ inputs\.([a-z-]+) \}\}", lambda m: inputs[m[1]], value)
+           for name, value in step["env"].items()}
+    runner_temp, workspace = tmp_path / "runner-temp", tmp_path / "workspace"
+    (runner_temp / "spyglass-venv" / "bin").mkdir(parents=True)
+    (runner_temp / "spyglass-venv" / "bin" / "python").symlink_to(sys.executable)
+    (workspace / "handler").mkdir(parents=True)
+    (workspace / "handler" / "__init__.py").write_text("")
+    (workspace / "handler" / "action.py").write_text("raise SystemExit('the workspace decoy ran')\n")
+    outputs, summary = tmp_path / "output", tmp_path / "summary"
+    env |= {"RUNNER_TEMP": str(runner_temp), "GITHUB_OUTPUT": str(outputs), "GITHUB_STEP_SUMMARY": str(summary),
+            "HOME": str(tmp_path), "PATH": os.environ["PATH"]}
+    done = subprocess.run([step["shell"], "-c", step["run"]], cwd=workspace, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert parse_output_file(outputs.read_text())["status"] == "stale"
+    assert summary.read_text().startswith("### 🟡 spyglass:")

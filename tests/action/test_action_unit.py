@@ -119,6 +119,8 @@ def test_an_unreachable_daemon_exits_3_with_an_error_line_and_a_summary(tmp_path
     ({"docker-config": "auths: {}"}, "docker-config"),
     ({"registry-ca": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}, "registry-ca"),
     ({"tls-cert": KEY}, "cert and key"),
+    ({"notify": "sometimes"}, "notify"),
+    ({"notify": "change"}, "DynamoDB"),
 ])
 def test_bad_inputs_exit_2_before_any_connection_and_name_the_input(tmp_path, inputs, named):
     started = time.monotonic()

@@ -73,3 +73,142 @@ def test_the_report_arrives_in_the_sqs_subscription_and_validates(stack, demo_fl
     assert attributes["error_count"] == ("Number", str(doc["summary"]["errors"]))
     assert result["notified"] is True and result["message_id"]
     assert all(line.get("endpoint") == stack.daemon.host and line.get("correlation_id") for line in logs)
+
+
+def test_the_json_variant_and_the_envelope_carry_the_same_report_and_filterable_attributes(stack, demo_fleet, aws,
+                                                                                             lambda_env):
+    run(lambda_env, aws=aws)
+    [raw], [envelope] = aws.receive(aws.raw_queue), aws.receive(aws.envelope_queue)
+    notification = json.loads(envelope["Body"])
+    assert json.loads(notification["Message"]) == json.loads(raw["Body"])
+    subject = notification["Subject"]
+    assert len(subject) < 100 and subject.isascii() and subject.isprintable()
+    assert stack.daemon.host.removeprefix("tcp://") in subject and "1 stale" in subject
+    assert set(notification["MessageAttributes"]) >= {"endpoint", "status", "stale_count", "error_count"}
+    assert notification["MessageAttributes"]["stale_count"]["Type"] == "Number"
+
+
+def test_notify_on_change_sends_nothing_for_a_repeat_and_a_message_when_a_new_image_goes_stale(stack, demo_fleet,
+                                                                                                aws, lambda_env):
+    from tests.stack import run_container, untag
+
+    repository, name = "aws/change", f"{stack.secure.address}/aws/change"
+    stack.publish(stack.secure, repository, "1", "aws-change-old")
+    run_container(stack.daemon.admin, "aws-change", f"{name}:1")
+    env = lambda_env | {"NOTIFY": "change", "TOKEN_CACHE": f"dynamodb:{aws.table}"}
+
+    first, _ = run(env, aws=aws)
+    assert first["notified"] and len(aws.receive(aws.raw_queue)) == 1
+    second, _ = run(env, aws=aws)
+    assert not second["notified"] and second["notify_reason"].startswith("unchanged")
+    assert aws.receive(aws.raw_queue) == []
+
+    stack.publish(stack.secure, repository, "next", "aws-change-new")
+    untag(stack.daemon.admin, f"{name}:next")
+    with stack.secure_http() as registry:
+        registry.copy_tag(repository, "next", "1")
+    third, _ = run(env, aws=aws)
+    [message] = aws.receive(aws.raw_queue)
+    doc = json.loads(message["Body"])
+    assert third["notified"] and by_name(doc)["aws-change"]["status"] == "stale"
+    assert doc["summary"]["stale"] == first["summary"]["stale"] + 1
+
+
+def test_two_invocations_share_one_registry_token_through_dynamodb(stack, demo_fleet, aws, lambda_env):
+    env = lambda_env | {"TOKEN_CACHE": f"dynamodb:{aws.table}"}
+    mark = stack.token_server.mark()
+    run(env, runtime=Runtime(clients=aws.clients))
+    _, logs = run(env, runtime=Runtime(clients=aws.clients))  # another container: nothing warm but the table
+    assert len(stack.token_server.requests_since(mark)) == 1
+    [finished] = [line for line in logs if line["message"] == "scan finished"]
+    assert finished["token_cache"]["hits"] >= 1 and finished["token_cache"]["writes"] == 0
+
+
+def test_a_token_table_that_fails_degrades_to_memory_with_one_warning(stack, demo_fleet, aws, lambda_env):
+    env = lambda_env | {"TOKEN_CACHE": "dynamodb:no-such-table"}
+    result, logs = run(env, aws=aws)
+    [raw] = aws.receive(aws.raw_queue)
+    found = {n: (c["status"], c["reason"]) for n, c in by_name(json.loads(raw["Body"])).items() if n in demo_fleet}
+    assert found == demo_fleet
+    warnings = [line for line in logs if line["level"] == "warning" and "token cache table" in line["message"]]
+    assert len(warnings) == 1 and "ResourceNotFoundException" in warnings[0]["message"]
+
+
+def test_a_short_remaining_time_still_delivers_with_unfinished_lookups_as_timeouts(stack, demo_fleet, aws,
+                                                                                   lambda_env):
+    env = lambda_env | {"SPYGLASS_DELIVERY_MARGIN": "5"}
+    result, _ = run(env, context=FakeContext(remaining_seconds=5.0), aws=aws)
+    [raw] = aws.receive(aws.raw_queue)
+    doc = json.loads(raw["Body"])
+    jsonschema.validate(doc, SCHEMA)
+    checked = [c for n, c in by_name(doc).items() if n in demo_fleet and demo_fleet[n][0] != "skipped"]
+    assert checked and all((c["status"], c["reason"]) == ("error", "timeout") for c in checked)
+    assert result["notified"]
+
+
+def test_a_failed_publish_puts_the_full_report_in_the_log_and_fails_the_invocation(stack, demo_fleet, aws,
+                                                                                   lambda_env):
+    from handler.aws_sns import DeliveryError
+
+    env = lambda_env | {"SNS_TOPIC_ARN": aws.topic_arn + "-missing"}
+    stream = io.StringIO()
+    with pytest.raises(DeliveryError, match="NotFound"):
+        invoke(SCHEDULED_EVENT, FakeContext(), env=env, runtime=Runtime(clients=aws.clients), log_stream=stream)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    parts = [line for line in lines if "report" in line]
+    assert parts and all(line["level"] == "error" for line in parts)
+    doc = dict(parts[0]["report"], containers=[c for line in parts for c in line["report"]["containers"]])
+    jsonschema.validate(doc, SCHEMA)
+    assert by_name(doc)["stale"]["status"] == "stale"
+
+
+def test_the_event_overrides_the_endpoint_and_selects_containers(stack, demo_fleet, aws, lambda_env):
+    env = {k: v for k, v in lambda_env.items() if k not in ("DOCKER_HOST", "SPYGLASS_TLS_SECRET")}
+    event = {"endpoint": {"host": stack.daemon.host, "tls_secret": "spyglass/test/tls", "names": ["web-1", "stale"]},
+             "correlation_id": "fleet-run-7"}
+    result, logs = run(env, event, aws=aws)
+    [raw] = aws.receive(aws.raw_queue)
+    assert sorted(by_name(json.loads(raw["Body"]))) == ["stale", "web-1"]
+    assert {line["correlation_id"] for line in logs} == {"fleet-run-7"}
+
+
+def test_tls_material_from_ssm_parameters(stack, demo_fleet, aws, lambda_env):
+    ssm = aws.client("ssm")
+    for part, pem in tls_material(stack).items():
+        ssm.put_parameter(Name=f"/spyglass/docker-test/{part}", Value=pem, Type="SecureString")
+    event = {"endpoint": {"tls_secret": "ssm:/spyglass/docker-test", "names": ["web-1"]}}
+    run(lambda_env, event, aws=aws)
+    [raw] = aws.receive(aws.raw_queue)
+    assert by_name(json.loads(raw["Body"]))["web-1"]["status"] == "fresh"
+
+
+def test_an_invalid_event_names_every_offending_field_and_scans_nothing(stack, demo_fleet, aws, lambda_env):
+    from handler.aws_settings import InvalidEventError
+
+    mark = stack.daemon.mark()
+    event = {"endpoint": {"host": "http://docker-01", "names": "web-1", "colour": "red"}, "endpoints": []}
+    with pytest.raises(InvalidEventError) as caught:
+        run(lambda_env, event, aws=aws)
+    message = str(caught.value)
+    for field in ("endpoint.host", "endpoint.names", "endpoint.colour", "endpoints"):
+        assert field in message
+    assert stack.daemon.api_calls_since(mark) == []
+    assert aws.receive(aws.raw_queue) == []
+
+
+def test_warm_invocations_reuse_clients_and_pools(stack, demo_fleet, aws, lambda_env):
+    runtime = Runtime(clients=aws.clients)
+    run(lambda_env, runtime=runtime)
+    sns = aws.clients.client("sns")
+    run(lambda_env, runtime=runtime)
+    assert runtime.pool_sets == 1 and aws.clients.client("sns") is sns
+    assert len(aws.receive(aws.raw_queue)) == 2
+
+
+def test_the_module_handler_reads_the_process_environment(stack, demo_fleet, aws, lambda_env, monkeypatch, capsys):
+    for key, value in lambda_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(aws_lambda, "_runtime", None)  # a cold container
+    result = aws_lambda.handler(SCHEDULED_EVENT, FakeContext())
+    assert result["notified"] and len(aws.receive(aws.raw_queue)) == 1
+    assert all(json.loads(line)["scan_id"] == result["scan_id"] for line in capsys.readouterr().out.splitlines())

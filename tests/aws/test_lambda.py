@@ -1,0 +1,87 @@
+"""The handler without a daemon: settings errors, an unreachable endpoint, no topic, the import cost."""
+from __future__ import annotations
+
+import io
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from engine.errors import ConfigurationError
+from handler.aws_lambda import Runtime, invoke
+
+from .conftest import SCHEMA, FakeContext
+
+ROOT = Path(__file__).parents[2]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run(env, aws, event=None):
+    stream = io.StringIO()
+    try:
+        return invoke(event or {}, FakeContext(), env=env, runtime=Runtime(clients=aws.clients),
+                      log_stream=stream), stream
+    except Exception as exc:
+        exc.log = stream.getvalue()
+        raise
+
+
+def test_an_unreachable_endpoint_is_reported_as_errors_not_lost(aws):
+    env = {"DOCKER_HOST": f"tcp://127.0.0.1:{closed_port()}", "SNS_TOPIC_ARN": aws.topic_arn}
+    result, _ = run(env, aws)
+    assert result["status"] == "errors" and "connection refused" in result["error"]
+    [raw] = aws.receive(aws.raw_queue)
+    doc = json.loads(raw["Body"])
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["status"] == "errors" and doc["containers"] == [] and "connection refused" in doc["error"]
+    assert raw["MessageAttributes"]["status"]["StringValue"] == "errors"
+
+
+def test_an_unreachable_endpoint_notifies_once_under_notify_change(aws):
+    env = {"DOCKER_HOST": f"tcp://127.0.0.1:{closed_port()}", "SNS_TOPIC_ARN": aws.topic_arn, "NOTIFY": "change",
+           "STATE_TABLE": aws.table}
+    assert run(env, aws)[0]["notified"] and not run(env, aws)[0]["notified"]
+    assert len(aws.receive(aws.raw_queue)) == 1
+
+
+def test_bad_settings_fail_the_invocation_naming_every_variable(aws):
+    env = {"DOCKER_HOST": "docker-01:2376", "NOTIFY": "sometimes", "TOKEN_CACHE": "redis:x",
+           "SPYGLASS_CONCURRENCY": "0", "SNS_TOPIC_ARN": aws.topic_arn}
+    with pytest.raises(ConfigurationError) as caught:
+        run(env, aws)
+    for name in ("DOCKER_HOST", "NOTIFY", "TOKEN_CACHE", "SPYGLASS_CONCURRENCY"):
+        assert name in str(caught.value)
+    assert json.loads(caught.value.log.splitlines()[0])["level"] == "error"
+    assert aws.receive(aws.raw_queue) == []
+
+
+def test_a_missing_tls_secret_is_a_configuration_error_that_names_it(aws):
+    env = {"DOCKER_HOST": "tcp://127.0.0.1:2376", "SPYGLASS_TLS_SECRET": "spyglass/nope",
+           "SNS_TOPIC_ARN": aws.topic_arn}
+    with pytest.raises(ConfigurationError, match='TLS secret "spyglass/nope": ResourceNotFoundException'):
+        run(env, aws)
+
+
+def test_without_a_topic_the_report_goes_to_the_log(aws):
+    result, stream = run({"DOCKER_HOST": f"tcp://127.0.0.1:{closed_port()}"}, aws)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert any("report" in line for line in lines) and "message_id" not in result
+
+
+def test_importing_the_handler_loads_neither_boto3_nor_the_docker_sdk():
+    code = ("import sys, time; t = time.perf_counter(); import handler.aws_lambda; "
+            "print(round((time.perf_counter() - t) * 1000, 1)); "
+            "print(sorted(m for m in ('boto3', 'botocore', 'docker', 'urllib3', 'requests') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    milliseconds, loaded = done.stdout.splitlines()
+    assert loaded == "[]"
+    assert float(milliseconds) < 500  # measured ~15 ms; the bound only catches a heavy import sneaking in

@@ -1,0 +1,86 @@
+"""The Lambda's environment variables and the event's endpoint overrides."""
+from __future__ import annotations
+
+import pytest
+
+from engine.errors import ConfigurationError
+from handler.aws_settings import EndpointSpec, InvalidEventError, endpoint_for, settings_from_env
+
+DEFAULT = EndpointSpec(host="tcp://docker-01:2376", tls_secret="spyglass/docker-01", names=("web",))
+
+
+def test_defaults():
+    settings = settings_from_env({})
+    assert (settings.notify, settings.concurrency, settings.timeout) == ("always", 8, None)
+    assert settings.delivery_margin == 10.0
+    assert settings.token_table == settings.state_table == "" and settings.endpoint == EndpointSpec()
+
+
+def test_every_variable_is_read():
+    settings = settings_from_env({
+        "DOCKER_HOST": "tcp://docker-01:2376", "SPYGLASS_TLS_SECRET": "ssm:/spyglass/docker-01",
+        "SPYGLASS_NAMES": "web, api ,", "SPYGLASS_LABEL_ENABLE": "true", "SPYGLASS_SCOPE": "prod",
+        "SPYGLASS_INCLUDE_STOPPED": "1", "SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:1:t", "REPORT_BUCKET": "b",
+        "REPORT_PREFIX": "x/", "NOTIFY": "change", "TOKEN_CACHE": "dynamodb:spyglass",
+        "SPYGLASS_REGISTRY_AUTH_SECRET": "spyglass/registries", "SPYGLASS_REGISTRY_CA": "/opt/ca.pem",
+        "SPYGLASS_INSECURE_REGISTRIES": "a:5000,b", "SPYGLASS_CONCURRENCY": "4", "SPYGLASS_TIMEOUT": "60",
+        "SPYGLASS_DELIVERY_MARGIN": "15", "SPYGLASS_LOG_LEVEL": "DEBUG", "AWS_REGION": "eu-west-1"})
+    assert settings.endpoint == EndpointSpec("tcp://docker-01:2376", "ssm:/spyglass/docker-01", ("web", "api"),
+                                             True, "prod", True)
+    assert settings.topic_arn == "arn:aws:sns:eu-west-1:1:t"
+    assert (settings.report_bucket, settings.report_prefix) == ("b", "x/")
+    assert (settings.notify, settings.token_table, settings.state_table) == ("change", "spyglass", "spyglass")
+    assert settings.insecure_registries == ("a:5000", "b") and settings.registry_ca == "/opt/ca.pem"
+    assert (settings.concurrency, settings.timeout, settings.delivery_margin) == (4, 60.0, 15.0)
+    assert settings.log_level == "debug"
+
+
+def test_every_bad_variable_is_named_at_once():
+    with pytest.raises(ConfigurationError) as caught:
+        settings_from_env({"NOTIFY": "change", "SPYGLASS_TIMEOUT": "0", "SPYGLASS_CONCURRENCY": "two",
+                           "SPYGLASS_LABEL_ENABLE": "maybe", "DOCKER_HOST": "docker-01"})
+    message = str(caught.value)
+    for name in ("NOTIFY=change", "SPYGLASS_TIMEOUT", "SPYGLASS_CONCURRENCY", "SPYGLASS_LABEL_ENABLE", "DOCKER_HOST"):
+        assert name in message
+
+
+def test_state_table_can_differ_from_the_token_table():
+    settings = settings_from_env({"NOTIFY": "change", "STATE_TABLE": "state", "TOKEN_CACHE": "dynamodb:tokens"})
+    assert (settings.token_table, settings.state_table) == ("tokens", "state")
+
+
+@pytest.mark.parametrize("event", [
+    None, {},
+    {"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events", "account": "1",
+     "time": "2025-01-01T00:00:00Z", "region": "us-east-1", "resources": [], "detail": {}},
+])
+def test_a_scheduled_or_empty_event_scans_the_environment_endpoint(event):
+    assert endpoint_for(event, DEFAULT) == (DEFAULT, "")
+
+
+def test_the_event_overrides_field_by_field():
+    spec, correlation = endpoint_for({"endpoint": {"host": "tcp://docker-02:2376", "names": ["api"],
+                                                   "label_enable": True, "scope": "blue"},
+                                      "correlation_id": "run-1/docker-02"}, DEFAULT)
+    assert spec == EndpointSpec("tcp://docker-02:2376", "spyglass/docker-01", ("api",), True, "blue", False)
+    assert correlation == "run-1/docker-02"
+
+
+@pytest.mark.parametrize("event, fields", [
+    ([1], ["expected a JSON object, got an array"]),
+    ({"endpoint": "tcp://x:2376"}, ["endpoint: expected an object, got a string"]),
+    ({"endpoint": {"host": 5, "tls_secret": "", "names": [1], "label_enable": "yes", "scope": None}},
+     ["endpoint.host", "endpoint.tls_secret", "endpoint.names", "endpoint.label_enable", "endpoint.scope"]),
+    ({"endpoint": {"hots": "tcp://x:1"}, "Endpoint": {}}, ["endpoint.hots: unknown field", "Endpoint: unknown field"]),
+    ({"correlation_id": 7}, ["correlation_id"]),
+])
+def test_an_invalid_event_lists_every_offending_field(event, fields):
+    with pytest.raises(InvalidEventError) as caught:
+        endpoint_for(event, DEFAULT)
+    for field in fields:
+        assert field in str(caught.value)
+
+
+def test_without_any_host_the_event_is_refused():
+    with pytest.raises(InvalidEventError, match="endpoint.host: required"):
+        endpoint_for({}, EndpointSpec())
