@@ -35,6 +35,7 @@ def check_realm(realm: str, *, registry_host: str, insecure: bool, sends_credent
     operation = f"fetch token from {shown_url(realm)}"
     try:
         parts = urlsplit(realm)
+        parts.port  # noqa: B018 - a port that is not a number raises here, not later
     except ValueError:
         raise UnauthorizedError(f"{operation}: realm is not a URL", registry=registry_host) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -39,6 +39,7 @@ MAX_REDIRECTS = 5
 DEFAULT_MAX_BODY = 4 * 1024 * 1024  # manifests are limited to 4 MiB by the distribution spec
 _METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
 _METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("fd00:ec2::254", "100.100.100.200"))
+_THIS_HOST = ipaddress.ip_network("0.0.0.0/8")  # "this host on this network": 0.0.0.0 reaches local services
 _LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOST_NAME = re.compile(rf"(?=.{{1,254}}$)({_LABEL}\.)*{_LABEL}\.?", re.IGNORECASE)  # RFC 1123 names, "_" allowed
 
@@ -193,7 +194,7 @@ def internal_host(host: str) -> bool:
         return True
     address = host_address(name)
     return address is not None and (address.is_loopback or address.is_link_local or address.is_unspecified
-                                     or address in _METADATA_ADDRESSES)
+                                     or address in _METADATA_ADDRESSES or address in _THIS_HOST)
 
 
 def shown_url(url: str, limit: int = 200) -> str:

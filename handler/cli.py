@@ -42,6 +42,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     _selection_options(scan.add_argument_group("selection (Watchtower's labels)"), env)
     _registry_options(scan.add_argument_group("registries"), env)
     _output_options(scan.add_argument_group("output"), env)
+    _aws_options(scan.add_argument_group("AWS (pip install 'spyglass[aws]')"), env)
     return parser
 
 
@@ -102,6 +103,16 @@ def _output_options(group, env) -> None:
                        help="logs on stderr as text or one JSON object a line [env SPYGLASS_LOG_FORMAT]")
 
 
+def _aws_options(group, env) -> None:
+    group.add_argument("--sns-topic-arn", default=env.get("SNS_TOPIC_ARN"), metavar="ARN",
+                       help="also publish the report to this SNS topic, as the Lambda does [env SNS_TOPIC_ARN]")
+    group.add_argument("--report-bucket", default=env.get("REPORT_BUCKET"), metavar="BUCKET",
+                       help="S3 bucket for reports too large for one SNS message [env REPORT_BUCKET]")
+    group.add_argument("--token-cache", default=env.get("TOKEN_CACHE", "memory"), metavar="memory|dynamodb:TABLE",
+                       help="share registry tokens between runs through a DynamoDB table (default memory) "
+                            "[env TOKEN_CACHE]")
+
+
 def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None,
          stdout=None, stderr=None, home: Path | None = None) -> int:
     env = os.environ if env is None else env
@@ -141,9 +152,13 @@ def _scan(args, *, env, stdout, stderr, home: Path) -> int:
                         registry_ca_validate=args.registry_ca_validate,
                         insecure_registries=tuple(args.insecure_registry or ()),
                         docker_config=args.docker_config, concurrency=args.concurrency, timeout=args.timeout)
+    token_store = None
+    if args.token_cache != "memory":
+        from handler.aws_dynamodb import token_store_from_spec  # boto3 only when asked for
+        token_store = token_store_from_spec(args.token_cache)
     progress = TerminalProgress(stderr) if _isatty(stderr) else None
     try:
-        report = run_scan(config, env=env, home=home, progress=progress)
+        report = run_scan(config, env=env, home=home, progress=progress, token_store=token_store)
     finally:
         if progress is not None:
             progress.close()
@@ -153,6 +168,9 @@ def _scan(args, *, env, stdout, stderr, home: Path) -> int:
     stdout.flush()
     if args.report_file:
         _write_report(Path(args.report_file), render_json(report))
+    if args.sns_topic_arn:
+        from handler.aws_sns import publish_report
+        publish_report(report, topic_arn=args.sns_topic_arn, bucket=args.report_bucket or "")
     summary = report.summary
     if (args.fail_on_stale and summary["stale"]) or (args.fail_on_error and summary["errors"]):
         return EXIT_FOUND

@@ -101,11 +101,11 @@ def run_scan(config: ScanConfig, *, env: Mapping[str, str], home: Path, progress
     (the Lambda wraps it with native ECR auth).
     """
     clock = clock or SystemClock()
-    policy = tls_policy(config)
+    # Pools passed in (a warm Lambda's) already carry the TLS policy they were built with.
+    pools = pools or HttpPools(tls_policy(config), maxsize=config.concurrency)
     credentials = keychain(config, env, home)
     if keychain_wrapper is not None:
         credentials = keychain_wrapper(credentials)
-    pools = pools or HttpPools(policy, maxsize=config.concurrency)
     options = ScanOptions(
         selection=Selection(names=normalise_names(config.names), label_enable=config.label_enable,
                             scope=config.scope),
