@@ -44,6 +44,7 @@ class Run:
     mismatches: list[str] = field(default_factory=list)
     stderr_tail: str = ""
     load_before: float = 0.0
+    proxy_late_ms: dict[str, float] = field(default_factory=dict)  # median and p95 of chunk lateness
 
     def as_dict(self) -> dict:
         return {
@@ -55,6 +56,7 @@ class Run:
             "timeline_s": {k: (round(v, 4) if v is not None else None) for k, v in self.timeline.items()},
             "connections": self.connections, "correct": self.correct, "mismatches": self.mismatches[:10],
             "stderr_tail": self.stderr_tail, "load_before": round(self.load_before, 2),
+            "proxy_late_ms": self.proxy_late_ms,
         }
 
     def requests_by_kind(self) -> dict[str, int]:
@@ -71,11 +73,12 @@ class Marks:
     registries: dict[str, int]
     token: int
     network: int
+    late: int
 
 
 def take_marks(stack: DistantStack) -> Marks:
     return Marks(stack.daemon.mark(), {name: stack.registry(name).mark() for name in REGISTRIES},
-                 stack.token_server.mark(), stack.network.mark())
+                 stack.token_server.mark(), stack.network.mark(), stack.network.late_mark())
 
 
 def run_scan(stack: DistantStack, command: Sequence[str], *, truth: Mapping[str, str], workdir: Path,
@@ -104,7 +107,18 @@ def run_scan(stack: DistantStack, command: Sequence[str], *, truth: Mapping[str,
         token_requests=[{"method": t.method, "scopes": len(t.scopes), "user": t.username, "status": t.status}
                         for t in tokens],
         timeline=timeline(records, started, wall, stack.network.delay), connections=dict(Counter(r.front for r in records)),
-        correct=correct, mismatches=mismatches, stderr_tail=_tail(err_path), load_before=load)
+        correct=correct, mismatches=mismatches, stderr_tail=_tail(err_path), load_before=load,
+        proxy_late_ms=lateness(stack.network.lateness_since(marks.late)))
+
+
+def lateness(values: list[float]) -> dict[str, float]:
+    """Median and 95th percentile, in ms, of how late the proxy forwarded chunks."""
+    if not values:
+        return {}
+    ordered = sorted(values)
+    return {"median": round(ordered[len(ordered) // 2] * 1000, 3),
+            "p95": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] * 1000, 3),
+            "chunks": len(ordered)}
 
 
 def _settled(stack: DistantStack, marks: Marks):

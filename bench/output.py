@@ -21,7 +21,8 @@ def run_line(run: Run) -> str:
     return (f"wall {run.wall:.3f} s  cpu {run.cpu:.3f} s  rss {run.max_rss_kib / 1024:.1f} MiB  "
             f"engine {len(run.engine_calls)}  ping {r['ping']} token {r['token']} head {r['head']} "
             f"get {r['get']}" + (f" other {r['other']}" if r["other"] else "")
-            + (f" refused {r['refused']}" if r["refused"] else "") + f"  {verdict}")
+            + (f" refused {r['refused']}" if r["refused"] else "")
+            + f"  proxy late p95 {run.proxy_late_ms.get('p95', 0):.1f} ms  load {run.load_before:.1f}  {verdict}")
 
 
 # -- targets -----------------------------------------------------------------------------

@@ -75,6 +75,7 @@ class Network:
         self.handshake = handshake  # add the TCP handshake's round trip to each new connection
         self.fronts: dict[str, Front] = {}
         self._records: list[ConnectionRecord] = []
+        self._late: list[float] = []  # per forwarded chunk: seconds written after its release time
         self._lock = threading.Lock()
         self._links: set[_Link] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -116,6 +117,15 @@ class Network:
     def mark(self) -> int:
         with self._lock:
             return len(self._records)
+
+    def late_mark(self) -> int:
+        with self._lock:
+            return len(self._late)
+
+    def lateness_since(self, mark: int) -> list[float]:
+        """How late each chunk forwarded since the mark left the proxy: the emulation's own error."""
+        with self._lock:
+            return self._late[mark:]
 
     def records_since(self, mark: int) -> list[ConnectionRecord]:
         """Copies, so a reader never sees a record change under it."""
@@ -180,7 +190,9 @@ class _Pipe:
             return
         now = self._loop.time()
         while self._queue and self._queue[0][0] <= now:
-            _, item = self._queue.popleft()
+            release, item = self._queue.popleft()
+            with self._network._lock:
+                self._network._late.append(now - release)
             if item is _EOF:
                 self._send_eof()
             elif not self._target.is_closing():

@@ -157,6 +157,8 @@ def _summarise(runs: list[Run]) -> dict:
         "registry_first_median_s": _median([r.timeline["registry_first"] for r in runs]),
         "registry_done_median_s": _median([r.timeline["registry_last_answer"] for r in runs]),
         "correct": all(r.correct for r in runs),
+        "proxy_late_p95_ms": _median([r.proxy_late_ms.get("p95") for r in runs]),
+        "load_median": _median([r.load_before for r in runs]),
     }
 
 

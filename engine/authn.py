@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import json
 import re
-import subprocess
+import subprocess  # nosec B404 # credential helpers: a fixed argv, never a shell
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 _HELPER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # no "/": a name, never a path
-_TOKEN_USERNAME = "<token>"  # helpers answer this username when Secret is an identity token
+_TOKEN_USERNAME = "<token>"  # nosec B105 # helpers answer this username when Secret is an identity token
 _LEGACY_PATHS = frozenset({"v1", "v2"})  # "https://host/v1/" is the host, not a repository
 
 

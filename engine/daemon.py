@@ -38,6 +38,7 @@ class ContainerInfo:
     state: str  # running, exited, created, paused...
     labels: dict[str, str] = field(default_factory=dict, hash=False)
     repo_digests: tuple[str, ...] = ()  # the image's RepoDigests ("repo@sha256:...")
+    problem: str = ""  # a per-container lookup that failed: the container cannot be judged
 
     @property
     def running(self) -> bool:
@@ -48,7 +49,6 @@ class ContainerInfo:
 class Listing:
     containers: tuple[ContainerInfo, ...]
     api_version: str
-    notes: tuple[str, ...] = ()  # per-container lookups that failed, as messages
 
 
 class ContainerSource(Protocol):
@@ -73,36 +73,35 @@ class DockerDaemon:
             images = {image["Id"]: image for image in client.images()}
         except Exception as exc:  # the SDK raises requests' and its own errors alike
             raise DaemonError(f"list containers on {self.endpoint}: {_reason(exc)}") from exc
-        infos, notes = [], []
+        infos = []
         for summary in containers:
             info = _summary_info(summary, images)
             if wanted is None or wanted(info):
-                info, note = self._complete(client, info, images)
-                notes += [note] if note else []
+                info = self._complete(client, info, images)
             infos.append(info)
-        return Listing(tuple(infos), client.api_version, tuple(notes))
+        return Listing(tuple(infos), client.api_version)
 
     def _connect(self):
         if self._client is None:
             self._client = _api_client(self.settings)
         return self._client
 
-    def _complete(self, client, info: ContainerInfo, images: dict) -> tuple[ContainerInfo, str]:
+    def _complete(self, client, info: ContainerInfo, images: dict) -> ContainerInfo:
         """Fill in what the two listings lacked for this container, with one call each."""
-        note, changes = "", {}
+        changes = {}
         if info.image_id not in images:
             try:
                 images[info.image_id] = client.inspect_image(info.image_id)
                 changes["repo_digests"] = tuple(images[info.image_id].get("RepoDigests") or ())
             except Exception as exc:
-                note = f"inspect image {info.image_id[:19]} of {info.name}: {_reason(exc)}"
+                changes["problem"] = f"inspect image {info.image_id[:19]} of {info.name}: {_reason(exc)}"
         if _looks_like_id(info.image, info.image_id):
             try:
                 config = client.inspect_container(info.id).get("Config") or {}
                 changes["image"] = config.get("Image") or info.image
             except Exception as exc:
-                note = f"inspect container {info.name}: {_reason(exc)}"
-        return (replace(info, **changes) if changes else info), note
+                changes["problem"] = f"inspect container {info.name}: {_reason(exc)}"
+        return replace(info, **changes) if changes else info
 
 
 def _summary_info(summary: dict, images: dict) -> ContainerInfo:

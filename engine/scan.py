@@ -20,7 +20,7 @@ from .authn import ANONYMOUS_KEYCHAIN, Keychain
 from .clock import Clock, Deadline, SystemClock
 from .daemon import ContainerInfo, ContainerSource
 from .decide import Lookup, decide, local_digests
-from .errors import InvalidReferenceError, RegistryError, RegistryTimeoutError, SpyglassError
+from .errors import DaemonError, InvalidReferenceError, RegistryError, RegistryTimeoutError, SpyglassError
 from .mediatypes import is_index
 from .name import Reference, parse_reference
 from .registry import RegistryClient
@@ -58,8 +58,6 @@ def scan(source: ContainerSource, options: ScanOptions = ScanOptions(), *, pools
     started = clock.now()
     deadline = Deadline(clock, options.timeout)
     listing = source.list_containers(lambda c: _needs_registry(c, options))
-    for note in listing.notes:
-        log.warning("daemon lookup failed: %s", note)
     settled, pending = _triage(listing.containers, options)
     log.info("listed %d containers on %s: %d to check against %d registries", len(listing.containers),
              source.endpoint, len(pending), len({p.reference.registry.name for p in pending}),
@@ -110,6 +108,10 @@ def _settle(container: ContainerInfo, options: ScanOptions) -> ContainerResult |
         return skipped("disabled-by-label")
     if not container.running and not options.include_stopped:
         return skipped("not-running")
+    if container.problem:
+        log.warning("daemon lookup failed: %s", container.problem, extra={"container": container.name})
+        return ContainerResult(container.id, container.name, container.image, ERROR, DaemonError.reason,
+                               error=container.problem)
     try:
         if not container.image:
             raise InvalidReferenceError("parse reference: the daemon reports no image reference")

@@ -27,7 +27,7 @@ from handler.aws_clients import aws_errors, error_code
 
 log = logging.getLogger("spyglass.aws")
 
-TOKEN_PREFIX = "token#"
+TOKEN_PREFIX = "token#"  # nosec B105 # an item key prefix, not a password
 NOTIFY_PREFIX = "notify#"
 TTL_ATTRIBUTE = "expires"
 NOTIFY_STATE_DAYS = 400  # state for an endpoint that is no longer scanned goes away after this

@@ -271,7 +271,7 @@ class Publisher:
         raise DeliveryError(f"publish to {self.topic_arn}: no attempt made")
 
     def _wait(self, attempt: int) -> bool:
-        delay = min(self._max, self._base * 2 ** attempt) * random.uniform(0.5, 1.0)
+        delay = min(self._max, self._base * 2 ** attempt) * random.uniform(0.5, 1.0)  # nosec B311 # backoff jitter, not cryptography
         remaining = self._deadline.remaining() if self._deadline is not None else None
         if remaining is not None and delay >= remaining:
             return False

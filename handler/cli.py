@@ -153,7 +153,7 @@ def _scan(args, *, env, stdout, stderr, home: Path) -> int:
                         insecure_registries=tuple(args.insecure_registry or ()),
                         docker_config=args.docker_config, concurrency=args.concurrency, timeout=args.timeout)
     token_store = None
-    if args.token_cache != "memory":
+    if args.token_cache != "memory":  # nosec B105 # a cache kind, not a password
         from handler.aws_dynamodb import token_store_from_spec  # boto3 only when asked for
         token_store = token_store_from_spec(args.token_cache)
     progress = TerminalProgress(stderr) if _isatty(stderr) else None

@@ -46,6 +46,7 @@ def configure(level: str = "warning", fmt: str = "text", *, stream=None, static:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper(), logging.WARNING))
-    # urllib3 and docker log request lines at debug, which can carry query strings; keep them quiet.
-    for noisy in ("urllib3", "docker"):
+    # These libraries log request lines, parameters and response bodies at debug: query strings,
+    # DynamoDB items holding tokens, Secrets Manager values holding private keys. Keep them at info.
+    for noisy in ("urllib3", "docker", "botocore", "boto3", "s3transfer"):
         logging.getLogger(noisy).setLevel(max(root.level, logging.INFO))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.aws.conftest import aws  # noqa: F401 - moto's AWS, for the Lambda's fault tests
+
 
 @pytest.fixture(scope="package")
 def world(stack, tmp_path_factory):

@@ -190,8 +190,8 @@ def test_a_truncated_token_response_is_a_registry_error(world):
 # -- tokens: an expired token gets one refresh, then unauthorized ------------------------------------------
 
 
-def _expired(exchange_answer_challenge: str):
-    return respond(401, {"WWW-Authenticate": exchange_answer_challenge, "Content-Type": "application/json"},
+def _expired(challenge: str):
+    return respond(401, {"WWW-Authenticate": challenge, "Content-Type": "application/json"},
                    b'{"errors":[{"code":"UNAUTHORIZED","message":"token expired"}]}')
 
 
@@ -208,7 +208,7 @@ def test_a_token_refused_after_success_is_refreshed_once(world):
         heads = world.proxy.seen(TARGET_HEAD)
     world.check(result, {})
     assert len(heads) == 2
-    assert len(tokens) == 2 and "scope=repository%3Afaults%2Ftarget%3Apull" in tokens[1].path
+    assert len(_refreshes(tokens)) == 1
 
 
 def test_a_token_refused_again_after_the_refresh_is_unauthorized(world):
@@ -218,7 +218,12 @@ def test_a_token_refused_again_after_the_refresh_is_unauthorized(world):
         tokens = [t for t in world.proxy.seen(TOKEN) if t.headers["host"] == world.proxy.address]
         heads = world.proxy.seen(TARGET_HEAD)
     world.check(result, {"f-target": "unauthorized"})
-    assert len(heads) == 2 and len(tokens) == 2  # one refresh, no loop
+    assert len(heads) == 2 and len(_refreshes(tokens)) == 1  # one refresh, no loop
+
+
+def _refreshes(tokens) -> list:
+    """Token requests for the target's scope alone (a lookup that raced the refusal may refetch the combined one)."""
+    return [t for t in tokens if t.path.count("scope=") == 1 and "scope=repository%3Afaults%2Ftarget%3Apull" in t.path]
 
 
 def test_the_registry_error_body_is_scrubbed_of_credentials(world):

@@ -22,19 +22,20 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 import urllib3
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from engine.authn import DockerConfigKeychain, _HELPER_NAME
+from engine.authn import DockerConfigKeychain, run_credential_helper
 from engine.bearer import check_realm, parse_token_response
 from engine.challenge import parse_challenges
 from engine.clock import FakeClock
 from engine.daemon import ContainerInfo, Listing
-from engine.errors import ConfigurationError, RegistryError, SpyglassError, UnauthorizedError
+from engine.errors import ConfigurationError, RegistryError, TransportError, UnauthorizedError
 from engine.name import Registry
 from engine.report import render_json, render_markdown, render_text
 from engine.scan import ScanOptions, scan
 from engine.selection import Selection
 from engine.status import raise_for_status, retry_after
+from engine.tlsconfig import TLSPolicy
 from engine.transport import Response, internal_host, valid_host
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "report.schema.json").read_text())
@@ -48,7 +49,8 @@ def _ipv4_forms(address: ipaddress.IPv4Address) -> st.SearchStrategy[str]:
     a, b, c, d = address.packed
     value = int(address)
     forms = [str(address), str(value), hex(value), "0" + oct(value)[2:], f"{a}.{(b << 16) | (c << 8) | d}",
-             f"{a}.{b}.{(c << 8) | d}", ".".join(hex(x) for x in (a, b, c, d)), ".".join(f"0{x:o}" for x in (a, b, c, d)),
+             f"{a}.{b}.{(c << 8) | d}", ".".join(hex(x) for x in (a, b, c, d)),
+             ".".join(f"0{x:o}" for x in (a, b, c, d)),
              f"[::ffff:{address}]", f"[::ffff:{(a << 8) | b:x}:{(c << 8) | d:x}]"]
     return st.sampled_from(forms)
 
@@ -90,7 +92,7 @@ _realmish = st.one_of(
 )
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(_realmish, st.booleans(), st.booleans())
 def test_any_realm_is_accepted_or_refused_as_unauthorized(realm, insecure, credentials):
     try:
@@ -131,7 +133,7 @@ _bodies = st.one_of(st.binary(max_size=200), _json_values.map(lambda v: json.dum
                     _token_like.map(lambda v: json.dumps(v).encode()))
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(_bodies)
 def test_any_token_response_is_a_usable_token_or_a_registry_error(body):
     now = 1_700_000_000.0
@@ -156,7 +158,7 @@ _error_bodies = st.one_of(st.binary(max_size=300), _json_values.map(lambda v: js
                           .map(lambda errors: json.dumps({"errors": errors}).encode()))
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(st.integers(100, 599), _headers, _error_bodies)
 def test_any_registry_answer_is_quiet_success_or_a_typed_error(status, headers, body):
     response = Response(status, urllib3.HTTPHeaderDict(headers), body, "https://r.example/v2/x/manifests/1")
@@ -209,16 +211,13 @@ class _Listed:
 class _NoRegistry:
     """Every registry is unreachable: the scan must still report each container."""
 
-    def __init__(self):
-        from engine.tlsconfig import TLSPolicy
-        self.tls = TLSPolicy()
+    tls = TLSPolicy()
 
     def request(self, method, url, **kw):
-        from engine.errors import TransportError
         raise TransportError(f"{method} {url}: connection refused")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_containers, st.sampled_from([None, "prod", "none"]), st.booleans(), st.booleans())
 def test_any_fleet_gives_a_report_whose_renderings_keep_their_shape(containers, scope, label_enable, stopped):
     options = ScanOptions(selection=Selection(scope=scope, label_enable=label_enable), include_stopped=stopped,
@@ -285,7 +284,6 @@ def test_only_plainly_named_credential_helpers_are_ever_asked(helpers, store):
         keychain.resolve(Registry("registry.example.com"), "team/app")
     except ConfigurationError:
         pass
-    from engine.authn import run_credential_helper
     programs = []
     for name in asked:
         try:
@@ -314,7 +312,7 @@ _events = st.one_of(_json_values, st.dictionaries(_event_fields | _any_text, _js
 
 
 @pytest.mark.skipif(endpoint_for is None, reason="handler.aws_settings is not there")
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(_events, st.sampled_from(["", "tcp://default:2376"]))
 def test_any_lambda_event_is_an_endpoint_to_scan_or_an_invalid_event(event, default_host):
     try:
@@ -327,8 +325,3 @@ def test_any_lambda_event_is_an_endpoint_to_scan_or_an_invalid_event(event, defa
     assert all(isinstance(n, str) and n for n in spec.names)
     assert isinstance(spec.label_enable, bool) and isinstance(spec.include_stopped, bool)
 
-
-def test_the_helper_name_rule_is_the_one_the_property_checks():
-    assume(True)
-    assert _HELPER_NAME.pattern == r"[A-Za-z0-9][A-Za-z0-9._-]*"
-    assert issubclass(UnauthorizedError, SpyglassError)
