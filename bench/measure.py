@@ -1,7 +1,10 @@
 """One `spyglass scan` as a child process, measured from outside.
 
     wall time      spawn to reaped (time.monotonic)
-    CPU, peak RSS  os.wait4's rusage of that child (ru_utime + ru_stime, ru_maxrss)
+    CPU            os.wait4's rusage of that child (ru_utime + ru_stime)
+    peak RSS       VmHWM of the child's own address space, read from /proc while it runs
+                   (ru_maxrss will not do: the kernel carries the parent's high-water mark
+                   across fork and exec, and this parent holds a fleet's worth of records)
     Engine calls   the daemon's debug log since a mark
     registry       each registry's access log since a mark (ping, HEAD, GET of manifests,
                    anything else), the token server's own records
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -93,7 +97,8 @@ def run_scan(stack: DistantStack, command: Sequence[str], *, truth: Mapping[str,
         started = time.monotonic()
         child = subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
                                  cwd=tree or workdir)
-        _, status, usage = os.wait4(child.pid, 0)
+        with PeakRss(child.pid) as peak:
+            _, status, usage = os.wait4(child.pid, 0)
         wall = time.monotonic() - started
     child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
     calls, registry_log, tokens = _settled(stack, marks)
@@ -101,7 +106,7 @@ def run_scan(stack: DistantStack, command: Sequence[str], *, truth: Mapping[str,
     correct, mismatches = _check(out_path, truth, child.returncode)
     return Run(
         wall=wall, cpu=usage.ru_utime + usage.ru_stime, user=usage.ru_utime, system=usage.ru_stime,
-        max_rss_kib=usage.ru_maxrss, exit_code=child.returncode,
+        max_rss_kib=peak.kib, exit_code=child.returncode,
         engine_calls=[f"{c.method} {c.path.split('?')[0]}" for c in calls],
         registry_requests={name: classify(requests) for name, requests in registry_log.items()},
         token_requests=[{"method": t.method, "scopes": len(t.scopes), "user": t.username, "status": t.status}
@@ -119,6 +124,45 @@ def lateness(values: list[float]) -> dict[str, float]:
     return {"median": round(ordered[len(ordered) // 2] * 1000, 3),
             "p95": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] * 1000, 3),
             "chunks": len(ordered)}
+
+
+class PeakRss:
+    """Polls /proc/<pid>/status for VmHWM (the high-water mark of the process's current address
+    space) until the block ends; `kib` is the last value read, so only growth in the last poll
+    interval before exit could be missed."""
+
+    INTERVAL = 0.005
+
+    def __init__(self, pid: int):
+        self.pid, self.kib = pid, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="peak-rss", daemon=True)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        path = f"/proc/{self.pid}/status"
+        while not self._stop.is_set():
+            self.kib = max(self.kib, read_hwm(path))
+            self._stop.wait(self.INTERVAL)
+
+
+def read_hwm(path: str) -> int:
+    """VmHWM in KiB from a /proc status file; 0 once the process is gone or before it has one."""
+    try:
+        with open(path) as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _settled(stack: DistantStack, marks: Marks):

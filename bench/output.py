@@ -100,15 +100,16 @@ def runs_table(point: dict, key: str = "runs") -> str:
 
 
 def scaling_table(result: dict) -> str:
-    rows = ["| sweep | N | M | wall s (median) | floor s | ratio | CPU s | peak RSS MiB | Engine calls | "
-            "HEAD | GET | correct |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| sweep | N | M | wall s median (min) | floor s | ratio | CPU s | peak RSS MiB | Engine calls | "
+            "HEAD | GET | correct | load | proxy late p95 ms |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for role, key in (("n-sweep", "containers"), ("m-sweep", "images")):
         for p in sorted((p for p in result["points"] if role in p["roles"]), key=lambda p: p[key]):
             r = p["requests"]
-            rows.append(f"| {role[0].upper()} | {p['containers']} | {p['images']} | {p['wall_median_s']:.3f} | "
-                        f"{p['floor']['seconds']:.3f} | {_fmt(p['ratio'], 2)} | {p['cpu_median_s']:.3f} | "
-                        f"{p['max_rss_mib']:.1f} | {'/'.join(map(str, p['engine_calls']))} | {r['head']} | "
-                        f"{r['get']} | {'yes' if p['correct'] else 'NO'} |")
+            rows.append(f"| {role[0].upper()} | {p['containers']} | {p['images']} | {p['wall_median_s']:.3f} "
+                        f"({p['wall_min_s']:.3f}) | {p['floor']['seconds']:.3f} | {_fmt(p['ratio'], 2)} | "
+                        f"{p['cpu_median_s']:.3f} | {p['max_rss_mib']:.1f} | {'/'.join(map(str, p['engine_calls']))} | "
+                        f"{r['head']} | {r['get']} | {'yes' if p['correct'] else 'NO'} | {_fmt(p.get('load_median'), 1)} | "
+                        f"{_fmt(p.get('proxy_late_p95_ms'), 1)} |")
     return "\n".join(rows)
 
 

@@ -15,7 +15,7 @@ import pytest
 from bench import output, plan
 from bench.fleet import Fleet, rebuild_plan, universe
 from bench.floor import RegistryLoad, Server, floor, head_waves
-from bench.measure import classify, lateness
+from bench.measure import PeakRss, classify, lateness, read_hwm
 from bench.probe import Target, probe
 from bench.proxy import Network
 from bench.startup import parse_importtime
@@ -307,6 +307,28 @@ def test_access_log_records_are_counted_by_kind():
     assert classify(records) == {"ping": 1, "head": 2, "get": 1, "other": 1, "refused": 1}
 
 
+def test_the_high_water_mark_is_read_from_a_proc_status_file(tmp_path):
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython3\nVmPeak:\t  200000 kB\nVmHWM:\t   51234 kB\nVmRSS:\t 40000 kB\n")
+    assert read_hwm(str(status)) == 51234
+    assert read_hwm(str(tmp_path / "gone")) == 0
+
+
+def test_the_peak_rss_of_a_child_is_its_own_not_its_parents():
+    import os
+    import subprocess
+    import sys
+
+    ballast = bytearray(64 * 1024 * 1024)  # the parent's pages must not count for the child
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.2)"])
+    with PeakRss(child.pid) as peak:
+        _, status, _ = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    assert 0 < peak.kib < 48 * 1024
+
+
 def test_lateness_is_summarised_in_milliseconds():
     assert lateness([]) == {}
     summary = lateness([0.001] * 19 + [0.010])
@@ -351,6 +373,13 @@ def test_targets_say_by_how_much_they_are_missed():
     requests = next(t for k, t in verdicts.items() if k.startswith("registry requests"))
     assert not requests["met"] and "secure head 99 (expected 100)" in requests["measured"][0]
     assert verdicts["CLI import"]["met"]
+
+
+def test_the_tables_render_from_a_result():
+    result = {"points": [_point("N=50 M=25 S=20", 50, 25, ["n-sweep"], 1.0, 0.8)],
+              "settings": {"delay_ms": 25}}
+    table = output.scaling_table(result)
+    assert "| N | 50 | 25 | 1.000 (1.000) | 0.800 | 1.25 |" in table
 
 
 def test_the_docs_section_between_the_markers_is_replaced_and_the_prose_kept(tmp_path):

@@ -84,7 +84,7 @@ def test_429_with_a_retry_after_that_fits_is_waited_for(world):
         result = world.scan(timeout=20)
         first, second = world.proxy.seen(TARGET_HEAD)
     world.check(result, {})
-    assert 0.95 <= second.at - first.at < 2.0
+    assert 0.95 <= second.at - first.at < 4.0  # honoured, and not much more (generous for a loaded host)
 
 
 def test_429_with_a_retry_after_beyond_the_deadline_is_rate_limited_at_once(world):
@@ -134,14 +134,14 @@ def test_a_silent_or_dripping_registry_times_out_its_containers_only(world, acti
     with world.proxy.rules(Rule(PING, action)):
         result = world.scan(timeout=3)
     world.check(result, world.all_proxied("timeout"))
-    assert result.seconds < 3 + 1.5, result.seconds
+    assert result.seconds < 3 + 3, result.seconds  # the deadline, plus interpreter start and exit
 
 
 def test_a_silent_token_server_is_a_timeout(world):
     with world.proxy.rules(Rule(TOKEN, hang)):
         result = world.scan(timeout=3)
     world.check(result, world.all_proxied("timeout"))
-    assert result.seconds < 3 + 1.5, result.seconds
+    assert result.seconds < 3 + 3, result.seconds  # the deadline, plus interpreter start and exit
 
 
 # -- bodies: truncated, oversized, not JSON, without a token ------------------------------------------------

@@ -261,7 +261,7 @@ def test_hostile_input_is_rejected_quickly(text):
     started = time.perf_counter()
     with pytest.raises(InvalidReferenceError):
         parse_reference(text)
-    assert time.perf_counter() - started < 0.5  # exponential backtracking would take hours
+    assert time.perf_counter() - started < 5  # exponential backtracking would take hours; linear takes ms
 
 
 # --- properties ----------------------------------------------------------------
