@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from tests.stack import ContainerSpec, Platform, run_containers
 
 from .distant import DistantStack
-from .fleet import SLOT_LABEL, Fleet, Slot, container_name, rebuild_plan
+from .fleet import SLOT_LABEL, Fleet, Slot, rebuild_plan
 
 WORKERS = 4  # the daemon's own measure: 4 threads beat 1 and 8 on 2 cores
 SPARE_TAG = "spare"
@@ -91,14 +91,3 @@ def reconcile(stack: DistantStack, fleet: Fleet) -> BuildStep:
 
 def image_reference(stack: DistantStack, s: Slot) -> str:
     return f"{stack.address(s.registry)}/{s.repository}:{s.tag}"
-
-
-def remove_all(stack: DistantStack) -> int:
-    client = stack.daemon.admin
-    listed = client.containers(all=True, filters={"label": SLOT_LABEL})
-    with ThreadPoolExecutor(WORKERS) as pool:
-        list(pool.map(lambda c: client.remove_container(c["Id"], force=True), listed))
-    return len(listed)
-
-
-__all__ = ["BuildStep", "container_name", "publish", "reconcile", "remove_all"]

@@ -246,6 +246,7 @@ def plot(result: dict, path: Path) -> Path | None:
         axis.set_title(f"{fixed} = {chosen[0]['images' if role == 'n-sweep' else 'containers']}")
         axis.set_xlabel(label)
         axis.set_xscale("log")
+        axis.minorticks_off()
         axis.set_xticks(x, [str(v) for v in x])
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("seconds")

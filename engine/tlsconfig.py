@@ -51,7 +51,8 @@ def _check_pem(path: Path, text: str) -> None:
         raise ConfigurationError(f"read registry CA bundle {path}: no certificate in it")
     if begins != ends:
         raise ConfigurationError(f"read registry CA bundle {path}: malformed PEM (unbalanced BEGIN/END lines)")
-    context = ssl.create_default_context(cafile=None)
+    # A bare context: the default one loads the system's CA store first (~20 ms) for nothing here.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
         context.load_verify_locations(cadata=text)
     except ssl.SSLError as exc:
@@ -80,7 +81,7 @@ class TLSPolicy:
 
     @staticmethod
     def unverified_context() -> ssl.SSLContext:
-        context = ssl.create_default_context()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no CA store to load: it verifies nothing
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context
