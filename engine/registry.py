@@ -155,36 +155,19 @@ class RegistryClient:
     def _send(self, kind, method, repository, reference, auth: _Auth, operation) -> Response:
         url = f"{self._base_url()}/v2/{repository}/manifests/{reference}"
         headers = {"Accept": MANIFEST_ACCEPT, **auth.headers}
-        return self._with_retries(kind, operation, lambda: self._pools.request(
-            method, url, headers=headers, timeout=self._deadline.remaining(), operation=operation))
 
-    def _with_retries(self, kind: str, operation: str, call: Callable[[], Response]) -> Response:
-        for attempt in range(RETRY_ATTEMPTS):
-            last = attempt == RETRY_ATTEMPTS - 1
-            if self._deadline.expired():
-                raise RegistryTimeoutError(f"{operation}: scan deadline reached", registry=self.registry.name)
-            self._count(kind)
-            try:
-                response = call()
-            except RegistryTimeoutError:
-                raise
-            except TransportError as exc:
-                if last or not exc.temporary or not self._backoff(attempt):
-                    raise
-                continue
+        def attempt() -> Response:
+            response = self._pools.request(method, url, headers=headers, timeout=self._deadline.remaining(),
+                                           operation=operation)
             self._note_rate_limit(response)
-            if response.status == 429:
-                wait = retry_after(response)
-                if last or wait is None or not self._wait(wait):
-                    return response  # raise_for_status turns it into RateLimitedError
-                continue
-            if response.status >= 500 and not last and self._backoff(attempt):
-                continue
+            if response.status == 429 or response.status >= 500:  # raised here so that _retried sees it
+                raise_for_status(response, operation, registry=self.registry.name, repository=repository)
             return response
-        raise AssertionError("unreachable")
+
+        return self._retried(kind, operation, attempt)
 
     def _retried(self, kind: str, operation: str, call: Callable[[], T]) -> T:
-        """A ping or token request under the same rules (these raise their failures instead of returning them)."""
+        """call, again after temporary failures (5xx, resets, a 429 whose Retry-After fits) within the deadline."""
         for attempt in range(RETRY_ATTEMPTS):
             last = attempt == RETRY_ATTEMPTS - 1
             if self._deadline.expired():
