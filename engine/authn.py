@@ -82,7 +82,7 @@ HelperRunner = Callable[[str, str], "Credential | None"]
 
 
 def default_config_dir(env: Mapping[str, str], home: Path) -> Path:
-    """$DOCKER_CONFIG, else ~/.docker; the caller passes os.environ and Path.home()."""
+    """$DOCKER_CONFIG, else ~/.docker; the caller passes the process environment and Path.home()."""
     configured = env.get("DOCKER_CONFIG", "")
     return Path(configured) if configured else home / ".docker"
 

@@ -37,6 +37,7 @@ from engine.selection import Selection
 from engine.status import raise_for_status, retry_after
 from engine.tlsconfig import TLSPolicy
 from engine.transport import Response, internal_host, valid_host
+from tests.unit.markdown import table_cells
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "report.schema.json").read_text())
 EXTERNAL_REGISTRY = "registry.example.com"
@@ -246,20 +247,13 @@ def _check_markdown(markdown: str, rows: int) -> None:
     table_rows = [line for line in markdown.splitlines() if line.startswith("| ")]
     assert len(table_rows) == rows
     for line in table_rows:
-        assert _cells(line) == 6, line
+        assert table_cells(line) == 6, line
     body = re.sub(r"</?(details|summary)>", "", markdown)
     assert "<" not in body and ">" not in body
     assert not _INVISIBLE.search(markdown)
     assert "](" not in body.replace("\\](", "")  # no link or image syntax survives
 
 
-def _cells(row: str) -> int:
-    pipes, backslashes = 0, 0
-    for ch in row:
-        if ch == "|" and backslashes % 2 == 0:
-            pipes += 1
-        backslashes = backslashes + 1 if ch == "\\" else 0
-    return pipes - 1
 
 
 # -- docker config.json: which programs may run ------------------------------------------------------------

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from engine.report import ContainerResult, RegistrySummary, Report, render_json, render_markdown, render_text
+from tests.unit.markdown import table_cells
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "report.schema.json").read_text())
 D1, D2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
@@ -51,14 +52,6 @@ def test_markdown_lists_what_needs_attention_and_folds_the_rest():
     assert "| db |" in folded and "no-repo-digest" in folded
 
 
-def _cells(row: str) -> int:
-    """Cells in a markdown table row: pipes not escaped by an odd run of backslashes."""
-    pipes, backslashes = 0, 0
-    for ch in row:
-        if ch == "|" and backslashes % 2 == 0:
-            pipes += 1
-        backslashes = backslashes + 1 if ch == "\\" else 0
-    return pipes - 1
 
 
 names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=60)
@@ -79,7 +72,7 @@ def test_any_name_or_message_keeps_every_format_intact(name, image, error):
     assert not any(ch in text for ch in "\x1b\r\x00")
     markdown = render_markdown(report)
     rows = [line for line in markdown.splitlines() if line.startswith("| ")]
-    assert all(_cells(line) == 6 for line in rows)
+    assert all(table_cells(line) == 6 for line in rows)
     assert "<script" not in markdown.lower() and "<img" not in markdown.lower()
     body = markdown.replace("<details>", "").replace("</details>", "").replace("<summary>", "").replace("</summary>", "")
     assert "<" not in body and ">" not in body.replace("->", "")
