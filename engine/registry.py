@@ -21,16 +21,17 @@ import random
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, TypeVar
+from urllib.parse import urlsplit
 
 from .authn import ANONYMOUS_KEYCHAIN, Credential, Keychain
 from .bearer import basic_authorization, fetch_token
 from .challenge import Challenge, find, parse_challenges
 from .clock import Clock, Deadline, SystemClock
-from .errors import RateLimitedError, RegistryError, RegistryTimeoutError, TransportError
+from .errors import RateLimitedError, RegistryError, RegistryTimeoutError
 from .mediatypes import MANIFEST_ACCEPT, Descriptor, is_index
 from .name import Registry
 from .ping import Ping, ping
-from .status import raise_for_status, retry_after
+from .status import raise_for_status
 from .tokens import MemoryTokenCache, Token, TokenCache, TokenKey
 from .tlsconfig import TLSMode
 from .transport import HttpPools, Response
@@ -100,7 +101,8 @@ class RegistryClient:
         self._deadline = deadline or Deadline(self._clock, None)
         self._planned = frozenset(repositories)
         self._jitter = sleep_jitter
-        self._insecure = pools.tls.mode_for(*_host_port(registry.host)) is TLSMode.INSECURE
+        address = urlsplit(f"//{registry.host}")
+        self._insecure = pools.tls.mode_for(address.hostname or registry.host, address.port) is TLSMode.INSECURE
         self._lock = threading.RLock()
         self._ping: Ping | None = None
         self._ping_error: RegistryError | None = None
@@ -293,11 +295,3 @@ def _combined(auth: _Auth) -> bool:
 
 def _media_type(response: Response) -> str:
     return (response.header("Content-Type") or "").split(";", 1)[0].strip()
-
-
-def _host_port(host: str) -> tuple[str, int | None]:
-    if host.startswith("["):
-        name, _, rest = host[1:].partition("]")
-        return name, int(rest[1:]) if rest.startswith(":") else None
-    name, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
-    return name, int(port) if port.isdigit() else None
