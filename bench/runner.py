@@ -1,7 +1,8 @@
 """The benchmark, start to end: `python -m bench [--quick] [options]`.
 
 Outline:
-    start-up figures (fresh interpreters, before anything else loads the machine)
+    byte-compile the scanner (as pip would at install)
+    → start-up figures (fresh interpreters, before anything else loads the machine)
     → the distant stack: servers, delaying fronts, the daemon
     → probe each front at the delay: round-trip time, TLS version
     → push every image the fleets need (delay 0)
@@ -74,6 +75,8 @@ def _run(settings: Settings, stack: DistantStack, workdir: Path) -> dict:
     tree = Path(settings.scanner_tree) if settings.scanner_tree else None
     scanner = scanner_command(tree)
     _say(f"scanner: {' '.join(scanner)}" + (f" (spyglass from {tree})" if tree else ""))
+    result["byte_compiled"] = startup.byte_compile(tree)
+    _say(f"byte-compiled {', '.join(result['byte_compiled']) or 'nothing'}")
     _say(f"start-up: {settings.startup_samples} fresh interpreters per figure")
     result["startup"] = startup.measure(scanner, samples=settings.startup_samples, tree=tree)
     began = time.monotonic()

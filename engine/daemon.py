@@ -1,7 +1,9 @@
 """Listing a Docker endpoint: the only module that talks to the Docker SDK.
 
 A scan costs a constant number of Engine API calls whatever the number of
-containers: the version negotiation, one container list and one image list.
+containers: one container list and one image list, each on its own connection
+after that connection's version negotiation. The two chains run side by side,
+so the listing costs one round trip less than the same four calls in a row.
 Per-container calls happen only for anomalies: an image missing from the
 image list (removed, or listed under another filter), or a container whose
 configured reference the daemon replaced by an image ID (the local tag moved
@@ -9,6 +11,7 @@ since it started), whose configured name only its inspect shows.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol
 
@@ -67,12 +70,13 @@ class DockerDaemon:
 
     def list_containers(self, wanted: Callable[[ContainerInfo], bool] | None = None) -> Listing:
         """Every container; the per-container fallbacks run only for those ``wanted`` accepts."""
+        images_listed = _Background(self._list_images)
         client = self._connect()
         try:
             containers = client.containers(all=True)
-            images = {image["Id"]: image for image in client.images()}
         except Exception as exc:  # the SDK raises requests' and its own errors alike
             raise DaemonError(f"list containers on {self.endpoint}: {_reason(exc)}") from exc
+        images = images_listed.result()
         infos = []
         for summary in containers:
             info = _summary_info(summary, images)
@@ -85,6 +89,16 @@ class DockerDaemon:
         if self._client is None:
             self._client = _api_client(self.settings)
         return self._client
+
+    def _list_images(self) -> dict[str, dict]:
+        # A client of its own: its connection and version negotiation run beside the main one's.
+        client = _api_client(self.settings)
+        try:
+            return {image["Id"]: image for image in client.images()}
+        except Exception as exc:
+            raise DaemonError(f"list images on {self.endpoint}: {_reason(exc)}") from exc
+        finally:
+            client.close()
 
     def _complete(self, client, info: ContainerInfo, images: dict) -> ContainerInfo:
         """Fill in what the two listings lacked for this container, with one call each."""
@@ -102,6 +116,31 @@ class DockerDaemon:
             except Exception as exc:
                 changes["problem"] = f"inspect container {info.name}: {_reason(exc)}"
         return replace(info, **changes) if changes else info
+
+
+class _Background:
+    """One call on a daemon thread; result() waits for it and re-raises what it raised.
+
+    A daemon thread: when the main listing fails first, nothing waits for this one."""
+
+    def __init__(self, call: Callable[[], object]):
+        self._call = call
+        self._value: object = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="spyglass-daemon-listing", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._call()
+        except BaseException as exc:  # noqa: BLE001 - handed to result()
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _summary_info(summary: dict, images: dict) -> ContainerInfo:

@@ -11,6 +11,7 @@ parses and prints references and does nothing else: no I/O, no environment.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -158,6 +159,9 @@ def parse_registry(text: str) -> Registry:
         raise InvalidReferenceError(f"parse registry {_quote(text)}: {why}") from None
 
 
+# A pure function of its input, and a fleet repeats the same few references and RepoDigests
+# across hundreds of containers: remember recent answers (rejections are not remembered).
+@functools.lru_cache(maxsize=4096)
 def _parse(text: str, default_tag: str) -> Reference:
     text = _checked_text(text)
     if _IMAGE_ID.fullmatch(text):

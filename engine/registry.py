@@ -8,6 +8,8 @@ Outline of one manifest request:
     → HEAD the manifest; on 401 drop the token and retry once with a token for this
       repository alone (the server may not grant combined scopes, or the token expired)
     → no Docker-Content-Digest on the HEAD: GET and hash the body
+A scan calls handshake() first: the ping and every token the planned repositories
+need, while the lookups' connections open, so that its lookups start with both ready.
 Temporary failures (5xx, resets, 429 with a Retry-After that fits) are retried with
 capped exponential backoff inside the deadline, for the ping and the token request
 as for the manifest requests. A ping or token request that still fails is
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import threading
 from dataclasses import dataclass, field
@@ -46,6 +49,7 @@ BACKOFF_BASE, BACKOFF_CAP = 0.25, 2.0
 MAX_RETRY_AFTER = 60.0  # a longer pause asked for is reported as rate-limited at once
 RATE_LIMIT_HEADERS = ("ratelimit-limit", "ratelimit-remaining")
 T = TypeVar("T")
+log = logging.getLogger("spyglass.registry")
 
 
 @dataclass
@@ -112,6 +116,29 @@ class RegistryClient:
         self.stats = RegistryStats()
 
     # -- public operations ---------------------------------------------------
+
+    def handshake(self, connections: int = 0) -> None:
+        """Ping, and fetch the token(s) for every planned repository, opening up to `connections`
+        connections meanwhile. Never raises: a failure is remembered, and every lookup of this
+        registry reports it."""
+        extra = connections - 1  # the ping's own connection serves a lookup too
+        # A verified host speaks https: its connections open beside the ping. An insecure host's
+        # scheme is known only once the ping found it.
+        opening = None if self._insecure else self._open_beside(f"https://{self.registry.host}", extra)
+        try:
+            try:
+                base_url = self._ping_once().base_url
+            except RegistryError:
+                return
+            opening = opening or self._open_beside(base_url, extra)
+            for repository in sorted(self._planned):
+                try:
+                    self._authorize(repository)
+                except RegistryError:
+                    continue  # remembered per token; this repository's lookups report it
+        finally:
+            if opening is not None:
+                opening.join()
 
     def head_manifest(self, repository: str, reference: str) -> Descriptor:
         """The digest and media type the registry serves for repository:reference."""
@@ -275,6 +302,20 @@ class RegistryClient:
 
     def _base_url(self) -> str:
         return self._ping_once().base_url
+
+    def _open_beside(self, base_url: str, count: int) -> threading.Thread | None:
+        if count < 1:
+            return None
+
+        def open_connections() -> None:
+            try:
+                self._pools.open_connections(base_url, count, timeout=self._deadline.remaining())
+            except Exception:  # noqa: BLE001 - only a head start is lost: lookups connect on their own
+                log.debug("opening connections to %s failed", self.registry.name, exc_info=True)
+
+        thread = threading.Thread(target=open_connections, name="spyglass-open", daemon=True)
+        thread.start()
+        return thread
 
     # -- bookkeeping ---------------------------------------------------------
 

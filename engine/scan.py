@@ -12,7 +12,9 @@ Outline:
 from __future__ import annotations
 
 import logging
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+import queue
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -57,6 +59,8 @@ def scan(source: ContainerSource, options: ScanOptions = ScanOptions(), *, pools
     token_cache = token_cache or MemoryTokenCache(clock=clock)
     started = clock.now()
     deadline = Deadline(clock, options.timeout)
+    # The trust store takes tens of ms of CPU to load: load it while the daemon answers.
+    threading.Thread(target=_quietly, args=(pools.load_trust,), name="spyglass-trust", daemon=True).start()
     listing = source.list_containers(lambda c: _needs_registry(c, options))
     settled, pending = _triage(listing.containers, options)
     log.info("listed %d containers on %s: %d to check against %d registries", len(listing.containers),
@@ -142,20 +146,54 @@ def _key(reference: Reference) -> tuple[str, str, str]:
 
 def _look_up(pending: list[_Pending], clients: dict[str, RegistryClient], concurrency: int,
              deadline: Deadline, progress: Progress | None) -> dict[tuple, Lookup]:
-    """One lookup per distinct reference, in parallel; unfinished ones become timeouts."""
+    """One lookup per distinct reference, in parallel; unfinished ones become timeouts.
+
+    Each registry's handshake (ping, tokens, connections) runs on its own, and its lookups join
+    the shared pool only once it is done: no lookup slot waits on a handshake, and registries
+    whose handshakes are short are being looked up while the others' are still under way.
+    """
     wanted: dict[tuple, tuple[Reference, set[str]]] = {}
     for item in pending:
         _, digests = wanted.setdefault(_key(item.reference), (item.reference, set()))
         digests.update(local_digests(item.container, None))
+    by_registry: dict[str, list[tuple]] = {}
+    for key, (reference, _) in wanted.items():
+        by_registry.setdefault(reference.registry.name, []).append(key)
     results: dict[tuple, Lookup] = {}
-    executor = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="spyglass-lookup")
+    finished: queue.SimpleQueue[tuple[tuple, Future]] = queue.SimpleQueue()
+    stopped = threading.Event()
+    lookups = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="spyglass-lookup")
+    handshakes = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(clients))),
+                                    thread_name_prefix="spyglass-handshake")
+
+    def queue_lookups(name: str) -> None:
+        if stopped.is_set():
+            return  # the deadline passed during this handshake: its lookups are reported as timeouts
+        for key in by_registry[name]:
+            reference, digests = wanted[key]
+            try:
+                future = lookups.submit(_lookup_one, clients[name], reference, digests)
+            except RuntimeError:  # shut down between the check above and here
+                return
+            future.add_done_callback(lambda done, key=key: finished.put((key, done)))
+
     try:
-        futures: dict[Future, tuple] = {
-            executor.submit(_lookup_one, clients[ref.registry.name], ref, digests): key
-            for key, (ref, digests) in wanted.items()}
-        _collect(futures, results, deadline, progress, total=len(futures))
+        for name, client in clients.items():
+            connections = min(concurrency, len(by_registry[name]))
+            handshakes.submit(client.handshake, connections).add_done_callback(
+                lambda _, name=name: queue_lookups(name))
+        while len(results) < len(wanted) and not deadline.expired():
+            try:
+                key, future = finished.get(timeout=deadline.remaining())
+            except queue.Empty:
+                break
+            results[key] = future.result()
+            if progress is not None:
+                progress(len(results), len(wanted))
     finally:
-        executor.shutdown(wait=False, cancel_futures=True)
+        stopped.set()
+        handshakes.shutdown(wait=False, cancel_futures=True)
+        lookups.shutdown(wait=False, cancel_futures=True)
     for key, (ref, _) in wanted.items():
         results.setdefault(key, Lookup(error=RegistryTimeoutError(
             f"look up {ref}: scan deadline reached before the registry answered",
@@ -163,14 +201,12 @@ def _look_up(pending: list[_Pending], clients: dict[str, RegistryClient], concur
     return results
 
 
-def _collect(futures: dict[Future, tuple], results: dict, deadline: Deadline, progress, total: int) -> None:
-    waiting = set(futures)
-    while waiting and not deadline.expired():
-        done, waiting = wait(waiting, timeout=deadline.remaining(), return_when=FIRST_COMPLETED)
-        for future in done:
-            results[futures[future]] = future.result()
-        if progress is not None:
-            progress(total - len(waiting), total)
+def _quietly(work: Callable[[], object]) -> None:
+    """Background work whose failure costs only time: the foreground meets the error and reports it."""
+    try:
+        work()
+    except Exception:  # noqa: BLE001
+        log.debug("background %s failed", getattr(work, "__name__", "work"), exc_info=True)
 
 
 def _lookup_one(client: RegistryClient, reference: Reference, local: set[str]) -> Lookup:

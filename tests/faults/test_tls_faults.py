@@ -6,6 +6,8 @@ unverified TLS or plain http (the proxy saw only refused handshakes).
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 
@@ -32,10 +34,14 @@ def test_an_untrusted_certificate_is_a_tls_error_without_fallback(world, case):
 
 def test_an_untrusted_certificate_is_not_retried(world):
     with world.proxy.serving(world.rogue.server("rogue-registry-2", ["127.0.0.1"])), world.proxy.rules():
-        world.scan()
+        result = world.scan()
         accepted = world.proxy.accepted
-    # One ping per registry name (127.0.0.1 and the host name): a TLS failure is final and remembered.
-    assert accepted <= 2
+    # Per registry name (127.0.0.1 and the host name), the ping's connection and, at the same moment,
+    # one more for each further lookup up to --concurrency (8). A TLS failure is final and remembered:
+    # not one connection after those.
+    lookups = Counter(c["registry"] for c in result.report["containers"] if c["reason"] == "tls")
+    assert set(lookups) == {world.proxy.address} | ({world.named_registry} if world.named_registry else set())
+    assert accepted == sum(min(8, n) for n in lookups.values())
 
 
 def test_the_same_proxy_is_trusted_again_with_a_good_certificate(world):

@@ -20,6 +20,14 @@ class TablePools:
         self.rules = list(rules)
         self.tls = tls or TLSPolicy()
         self.requests: list[dict] = []
+        self.opened: list[tuple[str, int]] = []  # open_connections(base_url, count) calls
+
+    def load_trust(self):
+        return None
+
+    def open_connections(self, base_url, count, *, timeout=None):
+        self.opened.append((base_url, count))
+        return 0
 
     def request(self, method, url, *, headers=None, body=None, timeout=None, max_body=0, operation=""):
         parts = urlsplit(url)

@@ -217,6 +217,12 @@ class _NoRegistry:
     def request(self, method, url, **kw):
         raise TransportError(f"{method} {url}: connection refused")
 
+    def load_trust(self):
+        return None
+
+    def open_connections(self, base_url, count, **kw):
+        return 0
+
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_containers, st.sampled_from([None, "prod", "none"]), st.booleans(), st.booleans())

@@ -9,7 +9,7 @@ import pytest
 
 from engine.authn import Credential
 from engine.clock import FakeClock
-from engine.errors import NotFoundError, RateLimitedError, RegistryError, UnauthorizedError
+from engine.errors import NotFoundError, RateLimitedError, RegistryError, TLSError, UnauthorizedError
 from engine.mediatypes import DOCKER_MANIFEST, OCI_INDEX
 from engine.name import parse_registry
 from engine.registry import MAX_SCOPE_CHARS, MAX_SCOPES_PER_TOKEN, RegistryClient, scope_chunks
@@ -189,3 +189,55 @@ def test_a_registry_that_refuses_a_large_combined_token_gets_a_single_repository
     assert client(pools, repositories=("a", "b")).head_manifest("a", "1").digest == DIGEST
     assert [t["query"]["scope"] for t in pools.kinds("GET", "/token")] == [
         ["repository:a:pull", "repository:b:pull"], ["repository:a:pull"]]
+
+
+def test_a_handshake_readies_the_ping_and_every_planned_token_and_opens_connections_beside_them():
+    pools = TablePools([("GET", "/v2/", ping_401), ("GET", "/token", token_ok), ("HEAD", "/v2/", head_ok)])
+    c = client(pools, repositories=("a", "b", "c"))
+    c.handshake(connections=4)
+    assert [r["path"] for r in pools.requests] == ["/v2/", "/token"]
+    assert pools.opened == [("https://reg.example:5000", 3)]  # the ping's own connection is the fourth
+    for repo in ("a", "b", "c"):
+        c.head_manifest(repo, "1")
+    assert c.stats.requests == {"ping": 1, "token": 1, "head": 3, "get": 0}
+
+
+def test_a_failed_handshake_is_reported_by_every_lookup_without_asking_again():
+    pools = TablePools([("GET", "/v2/", lambda r: (503, {}, b""))])
+    c = client(pools)
+    c.handshake(connections=2)  # remembered, not raised
+    pings = len(pools.kinds("GET", "/v2/"))
+    assert pings == 3  # retried as any temporary failure
+    for repo in ("a", "b"):
+        with pytest.raises(RegistryError) as caught:
+            c.head_manifest(repo, "1")
+        assert caught.value.status == 503
+    assert len(pools.requests) == pings
+
+
+def test_a_token_refused_during_the_handshake_is_reported_by_its_lookups_without_asking_again():
+    pools = TablePools([("GET", "/v2/", ping_401), ("GET", "/token", lambda r: (403, {}, b"denied"))])
+    c = client(pools, repositories=("a", "b"))
+    c.handshake(connections=2)
+    for repo in ("a", "b"):
+        with pytest.raises(RegistryError):
+            c.head_manifest(repo, "1")
+    assert len(pools.kinds("GET", "/token")) == 1 and not pools.kinds("HEAD")
+
+
+def test_an_insecure_registry_opens_its_connections_once_the_ping_found_its_scheme():
+    def ping(request):
+        if request["url"].startswith("https:"):
+            raise TLSError("ping reg.example:5000: TLS failed (wrong version number)")
+        return 200, {}, b""
+
+    pools = TablePools([("GET", "/v2/", ping)], tls=TLSPolicy(insecure_hosts=frozenset({"reg.example:5000"})))
+    client(pools).handshake(connections=3)
+    assert [r["url"] for r in pools.requests] == ["https://reg.example:5000/v2/", "http://reg.example:5000/v2/"]
+    assert pools.opened == [("http://reg.example:5000", 2)]
+
+
+def test_a_lone_lookup_opens_no_connection_beside_the_ping():
+    pools = TablePools([("GET", "/v2/", lambda r: (200, {}, b""))])
+    client(pools, repositories=("a",)).handshake(connections=1)
+    assert pools.opened == []
