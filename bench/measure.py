@@ -116,6 +116,32 @@ def run_scan(stack: DistantStack, command: Sequence[str], *, truth: Mapping[str,
         proxy_late_ms=lateness(stack.network.lateness_since(marks.late)))
 
 
+def settle(*, idle_share: float = 0.6, window: float = 1.0, limit: float = 60.0) -> float:
+    """Wait until the CPUs were at least `idle_share` idle over one `window`, for at most `limit`
+    seconds; returns the seconds waited.
+
+    Building a fleet starts hundreds of containers: dockerd and their shims keep the CPUs busy
+    for a while after the API calls return, and scans measured in that tail measure it too.
+    """
+    started = time.monotonic()
+    while True:
+        before = _cpu_times()
+        time.sleep(window)
+        after = _cpu_times()
+        busy, idle = (a - b for a, b in zip(after, before))
+        waited = time.monotonic() - started
+        if busy + idle == 0 or idle / (busy + idle) >= idle_share or waited >= limit:
+            return waited
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(busy, idle) jiffies of all CPUs since boot, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, idle
+
+
 def lateness(values: list[float]) -> dict[str, float]:
     """Median and 95th percentile, in ms, of how late the proxy forwarded chunks."""
     if not values:

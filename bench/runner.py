@@ -6,8 +6,9 @@ Outline:
     → the distant stack: servers, delaying fronts, the daemon
     → probe each front at the delay: round-trip time, TLS version
     → push every image the fleets need (delay 0)
-    → per fleet, in build order: rebuild what differs, then at the delay a warm-up
-      scan and the measured scans (the default fleet also at delay 0)
+    → per fleet, in build order: rebuild what differs, wait for the CPUs to settle,
+      then at the delay a warm-up scan and the measured scans (the default fleet
+      also at delay 0)
     → probe again; stop everything (also on failure or Ctrl-C); write the results
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ from . import build, output, startup
 from .distant import REGISTRIES, DistantStack
 from .fleet import Fleet, universe
 from .floor import RegistryLoad, Server, floor
-from .measure import Run, run_scan
+from .measure import Run, run_scan, settle
 from .plan import QUICK, Point, Settings, points
 from .probe import Target, client_context, probe
 
@@ -107,13 +108,15 @@ def _point(stack: DistantStack, point: Point, settings: Settings, network: dict,
            workdir: Path, tree: Path | None) -> dict:
     fleet = point.fleet
     step = build.reconcile(stack, fleet)
+    settled = settle()
     _say(f"\n{fleet.label} ({', '.join(sorted(point.roles))}): +{step.created} -{step.removed} containers "
-         f"in {step.seconds:.1f} s")
+         f"in {step.seconds:.1f} s; machine settled in {settled:.1f} s")
     truth = fleet.truth()
     runs = _scans(stack, fleet, truth, command, workdir, tree, settings.delay, point.runs(settings),
                   settings.warmups)
     summary = {"label": fleet.label, "containers": fleet.containers, "images": fleet.images,
                "stale": fleet.stale, "roles": sorted(point.roles), "build": step.as_dict(),
+               "settled_s": round(settled, 1),
                "expected_requests": fleet.expected_requests(),
                "floor": _floor(fleet, network, settings.concurrency).as_dict(),
                **_summarise(runs), "runs": [r.as_dict() for r in runs]}

@@ -376,3 +376,11 @@ def test_the_docs_section_between_the_markers_is_replaced_and_the_prose_kept(tmp
     text = docs.read_text()
     assert "new table" in text and "old" not in text
     assert text.startswith("# Performance\n\nprose") and text.endswith("closing note\n")
+
+
+def test_settling_waits_at_most_its_limit():
+    from bench.measure import settle
+
+    waited = settle(idle_share=1.01, window=0.05, limit=0.2)  # never idle enough: the limit ends it
+    assert 0.2 <= waited < 1.0
+    assert settle(idle_share=0.0, window=0.05, limit=5.0) < 1.0  # any window is idle enough
