@@ -27,7 +27,6 @@ from urllib.parse import urljoin, urlsplit
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.util.wait import wait_for_read
 from urllib3.exceptions import (
     EmptyPoolError,
     HTTPError,
@@ -37,6 +36,7 @@ from urllib3.exceptions import (
     ConnectTimeoutError,
     SSLError,
 )
+from urllib3.util.wait import wait_for_read
 
 from .errors import RegistryError, RegistryTimeoutError, TLSError, TransportError, redact_url
 from .tlsconfig import TLSMode, TLSPolicy
