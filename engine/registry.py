@@ -22,6 +22,7 @@ import json
 import logging
 import random
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, TypeVar
 from urllib.parse import urlsplit
@@ -131,14 +132,31 @@ class RegistryClient:
             except RegistryError:
                 return
             opening = opening or self._open_beside(base_url, extra)
-            for repository in sorted(self._planned):
-                try:
-                    self._authorize(repository)
-                except RegistryError:
-                    continue  # remembered per token; this repository's lookups report it
+            firsts = self._one_repository_per_token()
+            if len(firsts) <= 1:
+                for repository in firsts:
+                    self._authorize_quietly(repository)
+            else:  # several credentials, or more repositories than one token holds: ask side by side
+                with ThreadPoolExecutor(max_workers=len(firsts), thread_name_prefix="spyglass-token") as side:
+                    list(side.map(self._authorize_quietly, firsts))
         finally:
             if opening is not None:
                 opening.join()
+
+    def _one_repository_per_token(self) -> list[str]:
+        """A planned repository for each token the planned repositories need (credential, scope chunk)."""
+        firsts: dict[tuple, str] = {}
+        for repository in sorted(self._planned):
+            credential = self._credential(repository)
+            identity = credential.identity if credential is not None else ""
+            firsts.setdefault((identity, self._scopes_with(repository, credential)), repository)
+        return list(firsts.values())
+
+    def _authorize_quietly(self, repository: str) -> None:
+        try:
+            self._authorize(repository)
+        except RegistryError:
+            pass  # remembered per token: this repository's lookups report it
 
     def head_manifest(self, repository: str, reference: str) -> Descriptor:
         """The digest and media type the registry serves for repository:reference."""

@@ -241,3 +241,23 @@ def test_a_lone_lookup_opens_no_connection_beside_the_ping():
     pools = TablePools([("GET", "/v2/", lambda r: (200, {}, b""))])
     client(pools, repositories=("a",)).handshake(connections=1)
     assert pools.opened == []
+
+
+def test_a_handshake_fetches_every_token_its_repositories_need_and_no_lookup_fetches_another():
+    alice = Credential(username="alice", password="pw-a", source="test")
+    many = [f"pub/r{i:03d}" for i in range(MAX_SCOPES_PER_TOKEN + 20)]  # two chunks for the anonymous scopes
+    pools = TablePools([("GET", "/v2/", ping_401), ("GET", "/token", token_ok), ("HEAD", "/v2/", head_ok)])
+    c = client(pools, repositories=(*many, "team/x"), keychain=Keychain({"team/x": alice}))
+    c.handshake(connections=8)
+    tokens = pools.kinds("GET", "/token")
+    assert sorted(len(t["query"]["scope"]) for t in tokens) == [1, 20, MAX_SCOPES_PER_TOKEN]
+    assert [t["query"]["scope"] for t in tokens if "Authorization" in t["headers"]] == [["repository:team/x:pull"]]
+    for repo in (*many, "team/x"):
+        c.head_manifest(repo, "1")
+    assert len(pools.kinds("GET", "/token")) == 3
+
+
+def test_a_registry_with_nothing_planned_is_only_pinged():
+    pools = TablePools([("GET", "/v2/", ping_401)])
+    client(pools, repositories=()).handshake(connections=1)
+    assert [r["path"] for r in pools.requests] == ["/v2/"]
