@@ -130,9 +130,9 @@ def test_a_silent_or_dripping_manifest_is_a_timeout_and_the_process_exits(world,
 
 
 @pytest.mark.parametrize("action", [hang, drip(1.0)], ids=["never-answers", "one-byte-a-second"])
-def test_a_silent_or_dripping_registry_times_out_its_containers_only(world, action):
-    with world.proxy.rules(Rule(PING, action)):
-        result = world.scan(timeout=3)
+def test_a_silent_or_dripping_registry_times_out_its_containers_only_and_the_process_exits(world, action):
+    with world.proxy.rules(Rule(PING, action)):  # the handshake, not a lookup, is what waits
+        result = world.scan_process(timeout=3, wall=30)
     world.check(result, world.all_proxied("timeout"))
     assert result.seconds < 3 + 3, result.seconds  # the deadline, plus interpreter start and exit
 
