@@ -161,20 +161,17 @@ def _look_up(pending: list[_Pending], clients: dict[str, RegistryClient], concur
         by_registry.setdefault(reference.registry.name, []).append(key)
     results: dict[tuple, Lookup] = {}
     finished: queue.SimpleQueue[tuple[tuple, Future]] = queue.SimpleQueue()
-    stopped = threading.Event()
     lookups = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="spyglass-lookup")
     handshakes = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(clients))),
                                     thread_name_prefix="spyglass-handshake")
 
     def queue_lookups(name: str) -> None:
-        if stopped.is_set():
-            return  # the deadline passed during this handshake: its lookups are reported as timeouts
         for key in by_registry[name]:
             reference, digests = wanted[key]
             try:
                 future = lookups.submit(_lookup_one, clients[name], reference, digests)
-            except RuntimeError:  # shut down between the check above and here
-                return
+            except RuntimeError:  # the pool is shut: the deadline passed during this handshake, and
+                return  # this registry's lookups are reported as timeouts
             future.add_done_callback(lambda done, key=key: finished.put((key, done)))
 
     try:
@@ -191,7 +188,6 @@ def _look_up(pending: list[_Pending], clients: dict[str, RegistryClient], concur
             if progress is not None:
                 progress(len(results), len(wanted))
     finally:
-        stopped.set()
         handshakes.shutdown(wait=False, cancel_futures=True)
         lookups.shutdown(wait=False, cancel_futures=True)
     for key, (ref, _) in wanted.items():
