@@ -18,13 +18,14 @@ import datetime
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from tests.stack.procs import stopped_however_it_ends
 
 from . import build, output, startup
 from .distant import REGISTRIES, DistantStack
@@ -46,24 +47,22 @@ def main(argv: list[str] | None = None) -> int:
         settings = _settings(args)
     except ValueError as exc:
         parser.error(str(exc))
-    signal.signal(signal.SIGTERM, _interrupt)  # so the `finally` below runs for a kill too
     workdir = Path(tempfile.mkdtemp(prefix="spyglass-bench-"))
     stack = DistantStack(storage_driver=settings.storage_driver)
-    try:
-        result = _run(settings, stack, workdir)
-    except KeyboardInterrupt:
-        _say("interrupted; stopping the stack")
-        return 130
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def stop() -> None:
         stopped = time.monotonic()
         stack.stop()
         _say(f"stack stopped in {time.monotonic() - stopped:.1f} s")
         if not args.keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    try:
+        with stopped_however_it_ends(stop):
+            result = _run(settings, stack, workdir)
+    except KeyboardInterrupt:
+        _say("interrupted; the stack is stopped")
+        return 130
     paths = output.write(result, Path(args.results), docs=None if args.no_docs or settings.quick else Path(args.docs))
     print(output.text_summary(result))
     for path in paths:
@@ -240,10 +239,6 @@ def _now() -> str:
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def _sizes(text: str) -> tuple[int, ...]:

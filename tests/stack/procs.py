@@ -6,18 +6,44 @@ only the Python process; the stack then stops the children in its own order
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 
 class StackError(RuntimeError):
     """A piece of the test stack failed to start, answer or stop."""
+
+
+@contextlib.contextmanager
+def stopped_however_it_ends(stop: Callable[[], None]) -> Iterator[None]:
+    """Run the block, then `stop()` however it ended.
+
+    A SIGTERM ends the block as Ctrl-C does (KeyboardInterrupt, for the caller to
+    catch), and while `stop()` runs a second signal cannot cut it short: each of
+    the stack's stop steps has its own timeout. The handlers are restored after.
+    """
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            stop()
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import importlib.util
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from .demo import build_demo_fleet
 from .fleet import Stack
+from .procs import stopped_however_it_ends
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXIT_NO_SCANNER = 127  # what a shell answers for a command it cannot find
@@ -28,21 +28,19 @@ EXIT_NO_SCANNER = 127  # what a shell answers for a command it cannot find
 
 def main(argv: list[str] | None = None) -> int:
     extra = sys.argv[1:] if argv is None else argv
-    # SIGTERM becomes an exception, so the `finally` that stops the stack runs for it too.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
     workdir = Path(tempfile.mkdtemp(prefix="spyglass-sandbox-"))
     stack = Stack()
-    try:
-        return _run(stack, workdir, extra)
-    except KeyboardInterrupt:
-        _say("interrupted; stopping the stack")
-        return 130
-    finally:
-        # A second Ctrl-C must not cut the clean-up short; every stop step has its own timeout.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def stop() -> None:
         stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+    try:
+        with stopped_however_it_ends(stop):
+            return _run(stack, workdir, extra)
+    except KeyboardInterrupt:
+        _say("interrupted; the stack is stopped")
+        return 130
 
 
 def _run(stack: Stack, workdir: Path, extra: list[str]) -> int:
@@ -76,10 +74,6 @@ def _scanner_available(command: list[str]) -> bool:
         return False
     finally:
         sys.path.remove(str(REPO_ROOT))
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def _say(message: str) -> None:
