@@ -99,10 +99,10 @@ def process_seconds(argv: Sequence[str], *, samples: int = SAMPLES, tree: Path |
 
 
 def lambda_module(tree: Path | None = None) -> str | None:
-    """The Lambda entry point's module, if the tree has one (handler/aws_lambda.py today)."""
-    for candidate in ("aws_lambda", "lambda_handler", "lambda_function"):
+    """The Lambda entry point's module, if the tree has one (handler/aws/lambda_function.py today)."""
+    for candidate in ("aws/lambda_function", "aws_lambda"):  # the second: trees before the aws package
         if ((tree or REPO_ROOT) / "handler" / f"{candidate}.py").is_file():
-            return f"handler.{candidate}"
+            return "handler." + candidate.replace("/", ".")
     return None
 
 

@@ -301,23 +301,23 @@ def annotate(commands: Commands, report: Report) -> None:
                            title=f"Container not checked {c.name}")
 
 
-# -- SNS (handler.aws_sns, when this build has it) -------------------------------------------
+# -- SNS (handler.aws.sns, when this build has it) -------------------------------------------
 
 # The Lambda's policies always and stale; its `change` compares with state kept in DynamoDB,
-# which the Action does not keep (handler/aws_notify.py defines all three).
+# which the Action does not keep (handler/aws/notify.py defines all three).
 NOTIFY_POLICIES = ("always", "stale")
 
 
 def load_sns_publisher() -> tuple[Callable | None, str]:
-    """handler.aws_sns.publish_report when this build has it (and boto3), else None and why not."""
+    """handler.aws.sns.publish_report when this build has it (and boto3), else None and why not."""
     try:
-        module = importlib.import_module("handler.aws_sns")
+        module = importlib.import_module("handler.aws.sns")
     except ImportError as exc:
-        return None, f"{exc.name or 'handler.aws_sns'} is not installed"
+        return None, f"{exc.name or 'handler.aws.sns'} is not installed"
     publish = getattr(module, "publish_report", None)
     if not callable(publish):
-        return None, "handler.aws_sns has no publish_report"
-    if importlib.util.find_spec("boto3") is None:  # aws_sns imports it only when publishing
+        return None, "handler.aws.sns has no publish_report"
+    if importlib.util.find_spec("boto3") is None:  # aws.sns imports it only when publishing
         return None, "boto3 is not installed"
     return publish, ""
 

@@ -155,7 +155,7 @@ def _scan(args, *, env, stdout, stderr, home: Path) -> int:
                         docker_config=args.docker_config, concurrency=args.concurrency, timeout=args.timeout)
     token_store = None
     if args.token_cache != "memory":  # nosec B105 # a cache kind, not a password
-        from handler.aws_dynamodb import token_store_from_spec  # boto3 only when asked for
+        from handler.aws.dynamodb import token_store_from_spec  # boto3 only when asked for
         token_store = token_store_from_spec(args.token_cache)
     progress = TerminalProgress(stderr) if _isatty(stderr) else None
     try:
@@ -170,7 +170,7 @@ def _scan(args, *, env, stdout, stderr, home: Path) -> int:
     if args.report_file:
         _write_report(Path(args.report_file), render_json(report))
     if args.sns_topic_arn:
-        from handler.aws_sns import publish_report
+        from handler.aws.sns import publish_report
         publish_report(report, topic_arn=args.sns_topic_arn, bucket=args.report_bucket or "")
     summary = report.summary
     if (args.fail_on_stale and summary["stale"]) or (args.fail_on_error and summary["errors"]):

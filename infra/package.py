@@ -106,7 +106,7 @@ def _describe(output: Path) -> tuple[str, int]:
 def check_import(output: Path) -> int:
     """Import the handler and the composition from the zip alone, as zipimport would in a pinch."""
     code = ("import sys; sys.path[:] = [sys.argv[1]] + [p for p in sys.path if 'site-packages' not in p]; "
-            "import handler.aws_lambda, handler.compose, handler.aws_sns, urllib3, certifi; "
+            "import handler.aws.lambda_function, handler.compose, handler.aws.sns, urllib3, certifi; "
             "print('imports from the zip: ok (urllib3', urllib3.__version__ + ')')")
     done = subprocess.run([sys.executable, "-I", "-c", code, str(output)], cwd=tempfile.gettempdir())
     return done.returncode

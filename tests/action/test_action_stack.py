@@ -241,7 +241,7 @@ def test_notify_stale_publishes_nothing_for_an_all_fresh_scan(stack, demo_fleet,
 
 def test_a_failed_sns_delivery_is_an_error_and_exit_3_after_the_outputs(stack, demo_fleet, tmp_path):
     def refuse(report, *, topic_arn):
-        from handler.aws_sns import DeliveryError
+        from handler.aws.sns import DeliveryError
         raise DeliveryError(f"publish to {topic_arn}: AuthorizationError")
 
     inputs = stack_inputs(stack, ["web-1"]) | {"sns-topic-arn": "arn:aws:sns:us-east-1:123456789012:t"}

@@ -23,7 +23,7 @@ _AWS_ENV = ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AW
 
 @dataclass
 class AwsWorld:
-    clients: object  # handler.aws_clients.AwsClients
+    clients: object  # handler.aws.clients.AwsClients
     topic_arn: str
     raw_queue: str
     envelope_queue: str
@@ -67,7 +67,7 @@ def aws(monkeypatch):
 
 
 def _world() -> AwsWorld:
-    from handler.aws_clients import AwsClients
+    from handler.aws.clients import AwsClients
 
     clients = AwsClients(region=REGION)
     sns, sqs = clients.client("sns"), clients.client("sqs")

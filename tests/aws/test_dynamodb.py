@@ -8,7 +8,7 @@ import pytest
 
 from engine.clock import FakeClock
 from engine.tokens import MemoryTokenCache, Token, TokenKey
-from handler.aws_dynamodb import DeliveredState, DynamoTokenStore, NotifyState, token_store_from_spec
+from handler.aws.dynamodb import DeliveredState, DynamoTokenStore, NotifyState, token_store_from_spec
 
 KEY = TokenKey("https://auth.example.com/token", "registry.example.com", ("repository:team/app:pull",), "id-1")
 

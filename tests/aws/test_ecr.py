@@ -11,7 +11,7 @@ from engine.authn import Credential
 from engine.clock import FakeClock
 from engine.errors import ConfigurationError
 from engine.name import parse_registry
-from handler.aws_ecr import EcrKeychain, EcrRegistry, EcrTokens, parse_ecr_host
+from handler.aws.ecr import EcrKeychain, EcrRegistry, EcrTokens, parse_ecr_host
 
 
 @pytest.mark.parametrize("host, expected", [
@@ -89,7 +89,7 @@ def test_a_refusal_is_a_configuration_error_for_that_registry_only():
 
 
 def test_a_fips_registry_is_asked_through_the_fips_endpoint():
-    from handler.aws_clients import AwsClients
+    from handler.aws.clients import AwsClients
 
     asked, clients = [], AwsClients()
     client = StaticEcr(datetime.now(timezone.utc) + timedelta(hours=12))

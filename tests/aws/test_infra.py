@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from handler.aws_dynamodb import TTL_ATTRIBUTE
-from handler.aws_settings import endpoint_for, EndpointSpec
+from handler.aws.dynamodb import TTL_ATTRIBUTE
+from handler.aws.settings import endpoint_for, EndpointSpec
 
 ROOT = Path(__file__).parents[2]
 TEMPLATE = ROOT / "infra" / "template.yaml"
@@ -118,7 +118,7 @@ def test_the_package_is_reproducible_and_holds_only_sources(tmp_path):
     assert hashlib.sha256(outputs[0].read_bytes()).digest() == hashlib.sha256(outputs[1].read_bytes()).digest()
     import zipfile
     names = zipfile.ZipFile(outputs[0]).namelist()
-    assert "handler/aws_lambda.py" in names and "engine/scan.py" in names and "somelib/__init__.py" in names
+    assert "handler/aws/lambda_function.py" in names and "engine/scan.py" in names and "somelib/__init__.py" in names
     assert not [n for n in names if "__pycache__" in n or n.startswith("bin/") or n.startswith("tests/")]
     assert names == sorted(names)
 

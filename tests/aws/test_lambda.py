@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 
 from engine.errors import ConfigurationError
-from handler.aws_lambda import Runtime, invoke
+from handler.aws.lambda_function import Runtime, invoke
 
 from .conftest import SCHEMA, FakeContext
 
@@ -78,7 +78,7 @@ def test_without_a_topic_the_report_goes_to_the_log(aws):
 
 
 def test_importing_the_handler_loads_neither_boto3_nor_the_docker_sdk():
-    code = ("import sys, time; t = time.perf_counter(); import handler.aws_lambda; "
+    code = ("import sys, time; t = time.perf_counter(); import handler.aws.lambda_function; "
             "print(round((time.perf_counter() - t) * 1000, 1)); "
             "print(sorted(m for m in ('boto3', 'botocore', 'docker', 'urllib3', 'requests') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from handler import aws_lambda
-from handler.aws_lambda import Runtime, invoke
+from handler.aws import lambda_function as aws_lambda
+from handler.aws.lambda_function import Runtime, invoke
 
 from .conftest import SCHEMA, FakeContext
 
@@ -148,7 +148,7 @@ def test_a_short_remaining_time_still_delivers_with_unfinished_lookups_as_timeou
 
 def test_a_failed_publish_puts_the_full_report_in_the_log_and_fails_the_invocation(stack, demo_fleet, aws,
                                                                                    lambda_env):
-    from handler.aws_sns import DeliveryError
+    from handler.aws.sns import DeliveryError
 
     env = lambda_env | {"SNS_TOPIC_ARN": aws.topic_arn + "-missing"}
     stream = io.StringIO()
@@ -183,7 +183,7 @@ def test_tls_material_from_ssm_parameters(stack, demo_fleet, aws, lambda_env):
 
 
 def test_an_invalid_event_names_every_offending_field_and_scans_nothing(stack, demo_fleet, aws, lambda_env):
-    from handler.aws_settings import InvalidEventError
+    from handler.aws.settings import InvalidEventError
 
     mark = stack.daemon.mark()
     event = {"endpoint": {"host": "http://docker-01", "names": "web-1", "colour": "red"}, "endpoints": []}

@@ -8,7 +8,7 @@ import pytest
 
 from engine.errors import ConfigurationError
 from engine.name import parse_registry
-from handler.aws_secrets import fetch_docker_config, fetch_tls_material, private_cert_dir
+from handler.aws.secrets import fetch_docker_config, fetch_tls_material, private_cert_dir
 
 PEM = {part: f"-----BEGIN {label}-----\nAAAA{part}\n-----END {label}-----\n"
        for part, label in (("ca", "CERTIFICATE"), ("cert", "CERTIFICATE"), ("key", "PRIVATE KEY"))}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import ConfigurationError
-from handler.aws_settings import EndpointSpec, InvalidEventError, endpoint_for, settings_from_env
+from handler.aws.settings import EndpointSpec, InvalidEventError, endpoint_for, settings_from_env
 
 DEFAULT = EndpointSpec(host="tcp://docker-01:2376", tls_secret="spyglass/docker-01", names=("web",))
 

@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from engine.clock import FakeClock
-from handler.aws_sns import (MAX_MESSAGE_BYTES, DeliveryError, Publisher, S3Offload, compose, deliver,
+from handler.aws.sns import (MAX_MESSAGE_BYTES, DeliveryError, Publisher, S3Offload, compose, deliver,
                              log_full_report, subject)
 from handler.logs import JsonFormatter
 
@@ -169,7 +169,7 @@ def test_the_full_report_in_the_log_is_split_into_lines_cloudwatch_accepts():
     logger.addHandler(handler)
     try:
         report = fleet_report(LARGE, error_length=300)
-        from handler.aws_sns import report_document
+        from handler.aws.sns import report_document
         log_full_report(report_document(report, "s"), why="test")
     finally:
         logger.removeHandler(handler)
@@ -181,7 +181,7 @@ def test_the_full_report_in_the_log_is_split_into_lines_cloudwatch_accepts():
 
 
 def test_the_cli_entry_publishes_to_a_topic_in_its_own_region(aws):
-    from handler.aws_sns import publish_report
+    from handler.aws.sns import publish_report
 
     sns, sqs = aws.clients.client("sns", region="eu-west-1"), aws.clients.client("sqs", region="eu-west-1")
     topic = sns.create_topic(Name="elsewhere")["TopicArn"]

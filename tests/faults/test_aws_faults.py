@@ -16,8 +16,8 @@ import pytest
 pytest.importorskip("boto3")
 pytest.importorskip("moto")
 
-from handler.aws_lambda import Runtime, invoke  # noqa: E402
-from handler.aws_sns import DeliveryError  # noqa: E402
+from handler.aws.lambda_function import Runtime, invoke  # noqa: E402
+from handler.aws.sns import DeliveryError  # noqa: E402
 from tests.aws.conftest import FakeContext  # noqa: E402
 
 from .world import SCOPE  # noqa: E402

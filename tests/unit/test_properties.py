@@ -297,7 +297,7 @@ def test_only_plainly_named_credential_helpers_are_ever_asked(helpers, store):
 # -- Lambda events -------------------------------------------------------------------------------------------
 
 try:
-    from handler.aws_settings import EndpointSpec, InvalidEventError, endpoint_for
+    from handler.aws.settings import EndpointSpec, InvalidEventError, endpoint_for
 except ImportError:  # the Lambda adapter is optional
     endpoint_for = None
 
@@ -311,7 +311,7 @@ _events = st.one_of(_json_values, st.dictionaries(_event_fields | _any_text, _js
                     st.fixed_dictionaries({"endpoint": _endpoint}, optional={"correlation_id": _json_values}))
 
 
-@pytest.mark.skipif(endpoint_for is None, reason="handler.aws_settings is not there")
+@pytest.mark.skipif(endpoint_for is None, reason="handler.aws.settings is not there")
 @settings(max_examples=400, deadline=None)
 @given(_events, st.sampled_from(["", "tcp://default:2376"]))
 def test_any_lambda_event_is_an_endpoint_to_scan_or_an_invalid_event(event, default_host):

@@ -24,7 +24,7 @@ from engine.authn import Credential, Keychain
 from engine.clock import Clock, SystemClock
 from engine.errors import ConfigurationError
 from engine.name import Registry
-from handler.aws_clients import aws_errors, error_code
+from handler.aws.clients import aws_errors, error_code
 
 _ECR_HOST = re.compile(
     r"(?P<account>\d{12})\.dkr[.-]ecr(?P<fips>-fips)?\.(?P<region>[a-z0-9][a-z0-9-]*)\."

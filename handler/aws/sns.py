@@ -32,7 +32,7 @@ from typing import Callable
 from engine.clock import Clock, Deadline, SystemClock
 from engine.errors import SpyglassError
 from engine.report import ERROR, STALE, Report, render_text, summary_line
-from handler.aws_clients import aws_errors, error_code
+from handler.aws.clients import aws_errors, error_code
 
 log = logging.getLogger("spyglass.aws")
 
@@ -324,7 +324,7 @@ def log_full_report(doc: dict, *, why: str, level: int = logging.ERROR) -> None:
 def publish_report(report: Report, *, topic_arn: str, bucket: str = "", prefix: str = "reports/",
                    scan_id: str | None = None, clients=None) -> Delivery:
     """One call for the CLI's --sns-topic-arn: the same message and rules as the Lambda."""
-    from handler.aws_clients import AwsClients, arn_region
+    from handler.aws.clients import AwsClients, arn_region
 
     clients = clients or AwsClients()
     offload = S3Offload(clients.client("s3"), bucket, prefix) if bucket else None

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from engine.clock import Clock, SystemClock
 from engine.tokens import Token, TokenKey
-from handler.aws_clients import aws_errors, error_code
+from handler.aws.clients import aws_errors, error_code
 
 log = logging.getLogger("spyglass.aws")
 
@@ -149,8 +149,8 @@ def _token(item: dict | None) -> Token | None:
 
 def token_store_from_spec(spec: str, *, clients=None, clock: Clock | None = None) -> DynamoTokenStore | None:
     """For the CLI's --token-cache: None for memory, a store for dynamodb:TABLE."""
-    from handler.aws_clients import AwsClients
-    from handler.aws_settings import parse_token_cache
+    from handler.aws.clients import AwsClients
+    from handler.aws.settings import parse_token_cache
 
     table = parse_token_cache(spec)
     if not table:

@@ -36,8 +36,8 @@ class Runtime:
 
     def __init__(self, *, clients=None, clock=None):
         from engine.clock import SystemClock
-        from handler.aws_clients import AwsClients
-        from handler.aws_ecr import EcrTokens
+        from handler.aws.clients import AwsClients
+        from handler.aws.ecr import EcrTokens
 
         self.clients = clients or AwsClients()
         self.clock = clock or SystemClock()
@@ -68,7 +68,7 @@ _runtime: Runtime | None = None
 
 
 def handler(event, context):
-    """The function's handler (handler.aws_lambda.handler)."""
+    """The function's handler (handler.aws.lambda_function.handler)."""
     global _runtime
     if _runtime is None:
         _runtime = Runtime()
@@ -78,7 +78,7 @@ def handler(event, context):
 def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
     """One invocation with its environment and shared runtime passed in (tests call this)."""
     from engine.errors import ConfigurationError, SpyglassError
-    from handler.aws_settings import endpoint_for, settings_from_env
+    from handler.aws.settings import endpoint_for, settings_from_env
 
     request_id = getattr(context, "aws_request_id", "") or str(uuid.uuid4())
     level = (env.get("SPYGLASS_LOG_LEVEL") or "info").lower()
@@ -102,7 +102,7 @@ def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
 
 
 def _invocation(settings, spec, scan_id: str, context, runtime: Runtime) -> dict:
-    from handler.aws_notify import decide, fingerprint
+    from handler.aws.notify import decide, fingerprint
 
     budget = _scan_budget(settings, context)
     log.info("scan started", extra={"scan_budget_s": budget, "notify": settings.notify})
@@ -128,7 +128,7 @@ def _scan(settings, spec, runtime: Runtime, budget: float | None):
     """(report, endpoint failure message or None, token store or None)."""
     from engine.errors import DaemonError
     from engine.report import Report
-    from handler.aws_dynamodb import DynamoTokenStore
+    from handler.aws.dynamodb import DynamoTokenStore
     from handler.compose import run_scan
 
     store = None
@@ -152,8 +152,8 @@ def _scan_inputs(settings, spec, runtime: Runtime, budget: float | None):
     """(ScanConfig, a private home folder, keychain wrapper); key material is gone when the block ends."""
     import tempfile
 
-    from handler.aws_ecr import EcrKeychain
-    from handler.aws_secrets import fetch_docker_config, fetch_tls_material, private_cert_dir
+    from handler.aws.ecr import EcrKeychain
+    from handler.aws.secrets import fetch_docker_config, fetch_tls_material, private_cert_dir
     from handler.compose import ScanConfig, daemon_settings
 
     secrets = runtime.clients.client("secretsmanager") if spec.tls_secret or settings.registry_auth_secret else None
@@ -182,8 +182,8 @@ def _scan_inputs(settings, spec, runtime: Runtime, budget: float | None):
 
 def _deliver(settings, runtime: Runtime, report, scan_id: str, failure, context) -> dict:
     from engine.clock import Deadline
-    from handler.aws_clients import arn_region
-    from handler.aws_sns import Publisher, S3Offload, deliver, log_full_report, report_document
+    from handler.aws.clients import arn_region
+    from handler.aws.sns import Publisher, S3Offload, deliver, log_full_report, report_document
 
     if not settings.topic_arn:
         log_full_report(report_document(report, scan_id, failure=failure), why="no SNS_TOPIC_ARN set",
@@ -203,8 +203,8 @@ def _deliver(settings, runtime: Runtime, report, scan_id: str, failure, context)
 
 def _last_delivered(settings, runtime: Runtime, endpoint: str):
     """(state store, last fingerprint); a failed read means "notify": a repeat beats a loss."""
-    from handler.aws_clients import aws_errors, error_code
-    from handler.aws_dynamodb import NotifyState
+    from handler.aws.clients import aws_errors, error_code
+    from handler.aws.dynamodb import NotifyState
 
     if settings.notify != "change":
         return None, None
@@ -219,8 +219,8 @@ def _last_delivered(settings, runtime: Runtime, endpoint: str):
 
 
 def _record(state, endpoint: str, current: str, scan_id: str, finished_at: float) -> None:
-    from handler.aws_clients import aws_errors, error_code
-    from handler.aws_dynamodb import DeliveredState
+    from handler.aws.clients import aws_errors, error_code
+    from handler.aws.dynamodb import DeliveredState
 
     try:
         if not state.record(endpoint, DeliveredState(current, scan_id, finished_at)):

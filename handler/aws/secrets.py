@@ -22,7 +22,7 @@ from typing import Iterator
 
 from engine.authn import DockerConfigKeychain
 from engine.errors import ConfigurationError
-from handler.aws_clients import aws_errors, error_code
+from handler.aws.clients import aws_errors, error_code
 
 SSM_PREFIX = "ssm:"
 _PARTS = ("ca", "cert", "key")
