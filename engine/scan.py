@@ -33,7 +33,11 @@ from .transport import HttpPools
 
 log = logging.getLogger("spyglass.scan")
 
-Progress = Callable[[int, int], None]  # (lookups done, lookups in all)
+# (phase, done, in all): phases in order are "connecting", "listing", "inspecting" (per-container
+# daemon calls) and "registries" (distinct images looked up); done and in all are 0 where a phase
+# has nothing to count.
+Progress = Callable[[str, int, int], None]
+PHASES = ("connecting", "listing", "inspecting", "registries")
 
 
 @dataclass(frozen=True)
@@ -186,7 +190,7 @@ def _look_up(pending: list[_Pending], clients: dict[str, RegistryClient], concur
                 break
             results[key] = future.result()
             if progress is not None:
-                progress(len(results), len(wanted))
+                progress("registries", len(results), len(wanted))
     finally:
         handshakes.shutdown(wait=False, cancel_futures=True)
         lookups.shutdown(wait=False, cancel_futures=True)

@@ -16,12 +16,12 @@ class TerminalProgress:
         self._shown = False
         self._lock = threading.Lock()
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, phase: str, done: int = 0, total: int = 0) -> None:
         if self._clock() - self._start < self._show_after:
             return
         with self._lock:
             self._shown = True
-            self._stream.write(f"\r\x1b[Kchecking registries: {done}/{total} images")
+            self._stream.write(f"\r\x1b[K{_line(phase, done, total)}")
             self._stream.flush()
 
     def close(self) -> None:
@@ -29,3 +29,12 @@ class TerminalProgress:
             if self._shown:
                 self._stream.write("\r\x1b[K")
                 self._stream.flush()
+
+
+_WORDS = {"connecting": ("connecting to the daemon", ""), "listing": ("listing containers and images", ""),
+          "inspecting": ("inspecting containers", ""), "registries": ("checking registries", " images")}
+
+
+def _line(phase: str, done: int, total: int) -> str:
+    words, unit = _WORDS.get(phase, (phase, ""))
+    return f"{words}: {done}/{total}{unit}" if total else f"{words}…"

@@ -15,7 +15,7 @@ class Clock:
 def test_a_quick_scan_prints_nothing():
     stream, clock = io.StringIO(), Clock()
     progress = TerminalProgress(stream, clock=clock)
-    progress(1, 3)
+    progress("registries", 1, 3)
     progress.close()
     assert stream.getvalue() == ""
 
@@ -24,8 +24,8 @@ def test_a_slow_scan_rewrites_one_line_and_clears_it():
     stream, clock = io.StringIO(), Clock()
     progress = TerminalProgress(stream, clock=clock)
     clock.now += 2
-    progress(1, 3)
-    progress(3, 3)
+    progress("registries", 1, 3)
+    progress("registries", 3, 3)
     progress.close()
     text = stream.getvalue()
     assert "\n" not in text and "1/3" in text and "3/3" in text
