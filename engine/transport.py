@@ -22,7 +22,8 @@ import re
 import socket
 import ssl
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -70,6 +71,25 @@ class Response:
 
     def header_values(self, name: str) -> list[str]:
         return self.headers.getlist(name)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request as the registry layers see it."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    timeout: float | None = None  # what the caller's deadline leaves, None for no deadline
+    max_body: int = DEFAULT_MAX_BODY
+    operation: str = ""  # "HEAD manifest reg/repo:tag", for error messages
+
+
+class Transport(Protocol):
+    """The one-method interface every registry layer takes and (for wrappers) provides."""
+
+    def round_trip(self, request: Request) -> Response: ...
 
 
 class HttpPools:
@@ -132,6 +152,10 @@ class HttpPools:
             watch.cancel()
             self._current.watch = None
             pool.give_back(conn)
+
+    def round_trip(self, request: Request) -> Response:
+        return self.request(request.method, request.url, headers=dict(request.headers), body=request.body,
+                            timeout=request.timeout, max_body=request.max_body, operation=request.operation)
 
     def request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
                 body: bytes | None = None, timeout: float | None = None,
