@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.stack import sandbox
 from tests.stack.procs import stopped_however_it_ends
 
 from . import build, output, startup
@@ -203,11 +204,7 @@ def scanner_command(tree: Path | None = None) -> list[str]:
     with a tree, `python -m handler.cli` run from it."""
     if tree is not None:
         return [sys.executable, "-m", "handler.cli"]
-    beside = Path(sys.executable).with_name("spyglass")
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("spyglass")
-    return [found] if found else [sys.executable, "-m", "handler.cli"]
+    return sandbox.scanner_command()
 
 
 def _machine(settings: Settings) -> dict:

@@ -4,7 +4,7 @@
 
     with Stack().start(workdir) as stack:
         expected = build_demo_fleet(stack)
-        subprocess.run(["spyglass", "scan", *stack.scan_args()], env=os.environ | stack.env())
+        subprocess.run([sys.executable, "-m", "handler.cli", "scan", *stack.scan_args()], env=os.environ | stack.env())
 
 Needs root, /usr/sbin/dockerd and /usr/bin/docker-registry. Every process it
 starts is stopped by pid.

@@ -1,8 +1,8 @@
 """Run the scanner against the demo fleet: `python -m tests.stack.sandbox [extra scan args]`.
 
 Starts the stack, builds the demo fleet, prints the expected statuses and the
-scan command on stderr, runs `spyglass scan --output text` (or
-`python -m handler.cli scan` when the console script is not installed) with
+scan command on stderr, runs `spyglass scan --output text` (the script beside this
+interpreter, or `python -m handler.cli scan` when it is not installed) with
 extra arguments passed through, and exits with the scan's exit code. The stack
 is stopped whatever happens, Ctrl-C and SIGTERM included.
 """
@@ -14,6 +14,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -60,8 +61,10 @@ def _run(stack: Stack, workdir: Path, extra: list[str]) -> int:
 
 
 def scanner_command() -> list[str]:
-    script = shutil.which("spyglass")
-    return [script] if script else [sys.executable, "-m", "handler.cli"]
+    """The `spyglass` script installed beside this interpreter (the virtual environment's), else
+    `python -m handler.cli`; never one found on PATH, which may belong to another installation."""
+    script = Path(sysconfig.get_path("scripts")) / "spyglass"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "handler.cli"]
 
 
 def _scanner_available(command: list[str]) -> bool:
