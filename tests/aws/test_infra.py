@@ -74,7 +74,8 @@ def statements(template):
             if "Fn::If" in policy:
                 policy = policy["Fn::If"][1]
             for statement in policy["PolicyDocument"]["Statement"]:
-                yield from (statement["Fn::If"][1:] if "Fn::If" in statement else [statement])
+                branches = statement["Fn::If"][1:] if "Fn::If" in statement else [statement]
+                yield from (b for b in branches if b != {"Ref": "AWS::NoValue"})
 
 
 def test_iam_is_least_privilege(template):
@@ -131,3 +132,33 @@ def test_every_runtime_dependency_is_pinned_with_a_hash():
     text = (ROOT / "infra" / "lambda-requirements.txt").read_text()
     pinned = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\\n\s+--hash=sha256:[0-9a-f]{64}", text, re.M))
     assert wanted <= {name.lower() for name in pinned}
+
+
+# -- what a deploy with missing parameters would get wrong ----------------------------------
+
+def test_rules_refuse_a_stack_without_an_endpoint_alarm_address_or_security_group(template):
+    rules = template["Rules"]
+    endpoint = rules["EndpointOrFleet"]["Assertions"][0]["Assert"]["Fn::Or"]
+    assert {c["Fn::Not"][0]["Fn::Equals"][0]["Ref"] for c in endpoint} == {"DockerHost", "FleetListBucket"}
+    alarms = rules["AlarmsReachSomeone"]["Assertions"][0]["Assert"]["Fn::Or"]
+    assert {c["Fn::Not"][0]["Fn::Equals"][0]["Ref"] for c in alarms} == {"NotificationEmail", "AlarmTopicArn"}
+    vpc = rules["SecurityGroupsWithSubnets"]
+    assert vpc["RuleCondition"] == {"Fn::Not": [{"Fn::EachMemberEquals": [{"Ref": "SubnetIds"}, ""]}]}
+    assert vpc["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::EachMemberEquals": [{"Ref": "SecurityGroupIds"}, ""]}]}
+
+
+def test_every_alarm_tells_the_alarm_topic_when_it_fires_and_when_it_clears(template):
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    target = [{"Fn::If": ["OwnAlarmTopic", {"Ref": "AlarmTopic"}, {"Ref": "AlarmTopicArn"}]}]
+    for name, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"] == target == alarm["Properties"]["OKActions"], name
+    assert {(a["Properties"]["Namespace"], a["Properties"]["MetricName"]) for a in alarms.values()} >= {
+        ("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles"), ("spyglass", "Stale")}
+
+
+def test_the_topics_take_the_optional_key_and_the_function_may_use_it(template):
+    for topic in resources(template, "AWS::SNS::Topic").values():
+        assert topic["Properties"]["KmsMasterKeyId"] == {
+            "Fn::If": ["HasTopicKey", {"Ref": "TopicKmsKeyArn"}, {"Ref": "AWS::NoValue"}]}
+    key_statements = [s for s in statements(template) if s.get("Resource") == {"Ref": "TopicKmsKeyArn"}]
+    assert [s["Action"] for s in key_statements] == [["kms:GenerateDataKey", "kms:Decrypt"]]
