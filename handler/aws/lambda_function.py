@@ -102,6 +102,7 @@ def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
 
 
 def _invocation(settings, spec, scan_id: str, context, runtime: Runtime) -> dict:
+    from handler.aws import metrics
     from handler.aws.notify import decide, fingerprint
 
     budget = _scan_budget(settings, context)
@@ -110,6 +111,8 @@ def _invocation(settings, spec, scan_id: str, context, runtime: Runtime) -> dict
     status = "errors" if failure else report.status
     log.info("scan finished", extra={"status": status, "summary": report.summary, "error": failure,
                                      "duration_ms": report.duration_ms, "token_cache": _store_stats(store)})
+    metrics.emit(report, endpoint_failed=failure is not None, function_name=getattr(context, "function_name", ""),
+                 properties={"endpoint": spec.host, "scan_id": scan_id, "status": status})
     current = fingerprint(report, endpoint_failed=failure is not None)
     state, last = _last_delivered(settings, runtime, spec.host)
     decision = decide(settings.notify, status, current, last)

@@ -212,3 +212,15 @@ def test_the_module_handler_reads_the_process_environment(stack, demo_fleet, aws
     result = aws_lambda.handler(SCHEDULED_EVENT, FakeContext())
     assert result["notified"] and len(aws.receive(aws.raw_queue)) == 1
     assert all(json.loads(line)["scan_id"] == result["scan_id"] for line in capsys.readouterr().out.splitlines())
+
+
+def test_the_metrics_line_counts_what_the_report_says(stack, demo_fleet, aws, lambda_env, capsys):
+    from .test_metrics import check_emf, emf_lines
+
+    result, _ = run(lambda_env, aws=aws)
+    [document] = emf_lines(capsys.readouterr().out)
+    values = check_emf(document)
+    summary = result["summary"]
+    assert (values["Stale"], values["Errors"], values["Scanned"]) == (summary["stale"], summary["errors"],
+                                                                       summary["scanned"])
+    assert values["Stale"] > 0 and values["RegistryRequests"] > 0 and values["UnreachableEndpoints"] == 0
