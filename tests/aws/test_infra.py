@@ -115,13 +115,78 @@ def test_the_package_is_reproducible_and_holds_only_sources(tmp_path):
     packager = load_packager()
     outputs = [tmp_path / "a.zip", tmp_path / "b.zip"]
     for output in outputs:
-        assert packager.main(["--deps-dir", str(deps), "--output", str(output)]) == 0
+        assert packager.main(["--deps-dir", str(deps), "--output", str(output), "--no-bytecode"]) == 0
     assert hashlib.sha256(outputs[0].read_bytes()).digest() == hashlib.sha256(outputs[1].read_bytes()).digest()
     import zipfile
     names = zipfile.ZipFile(outputs[0]).namelist()
     assert "handler/aws/lambda_function.py" in names and "engine/scan.py" in names and "somelib/__init__.py" in names
     assert not [n for n in names if "__pycache__" in n or n.startswith("bin/") or n.startswith("tests/")]
     assert names == sorted(names)
+
+
+def target_python(packager) -> str:
+    try:
+        return packager.target_python(None)
+    except packager.NoTargetPython as exc:
+        pytest.skip(str(exc))
+
+
+def fake_deps(tmp_path: Path) -> Path:
+    deps = tmp_path / "deps"
+    (deps / "somelib" / "__pycache__").mkdir(parents=True)
+    (deps / "somelib" / "__init__.py").write_text("VALUE = 1\n")
+    (deps / "somelib" / "__pycache__" / "__init__.cpython-312.pyc").write_bytes(b"stale bytecode from the host")
+    return deps
+
+
+def test_bytecode_for_3_12_keeps_the_zip_byte_for_byte_reproducible(tmp_path):
+    packager = load_packager()
+    python = target_python(packager)
+    deps = fake_deps(tmp_path)
+    outputs = [tmp_path / "a.zip", tmp_path / "b.zip"]
+    for output in outputs:
+        assert packager.main(["--deps-dir", str(deps), "--output", str(output), "--python", python]) == 0
+    assert outputs[0].read_bytes() == outputs[1].read_bytes()
+    import zipfile
+    archive = zipfile.ZipFile(outputs[0])
+    names = set(archive.namelist())
+    sources = [n for n in names if n.endswith(".py")]
+    assert "engine/scan.py" in sources and "somelib/__init__.py" in sources
+    for source in sources:
+        folder, _, module = source.rpartition("/")
+        assert f"{folder}/__pycache__/{module[:-3]}.cpython-312.pyc".lstrip("/") in names, source
+    compiled = archive.read("somelib/__pycache__/__init__.cpython-312.pyc")
+    assert compiled != b"stale bytecode from the host"
+    assert int.from_bytes(compiled[4:8], "little") == 0b01  # PEP 552: hash-based, source never checked
+    assert b"/var/task/somelib/__init__.py" in compiled  # the path Lambda runs it from, not the build's
+
+
+def test_check_runs_the_handler_from_the_zip_alone_with_python_3_12_from_bytecode(tmp_path, capsys):
+    import shutil
+    import sysconfig
+
+    packager = load_packager()
+    python = target_python(packager)
+    deps = tmp_path / "deps"
+    site = Path(sysconfig.get_path("purelib"))
+    for name in ("docker", "requests", "urllib3", "certifi", "idna", "charset_normalizer"):
+        shutil.copytree(site / name, deps / name, ignore=shutil.ignore_patterns("__pycache__"))
+    output = tmp_path / "spyglass-lambda.zip"
+    assert packager.main(["--deps-dir", str(deps), "--output", str(output), "--python", python, "--check"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    found = re.search(r"cold imports \d+ ms, (\d+) modules from the zip, (\d+) of them from bytecode; "
+                      r"one invocation: errors", line)
+    assert found and found[1] == found[2] and int(found[1]) > 50, line
+
+
+def test_without_a_3_12_interpreter_the_build_says_what_to_do(tmp_path, capsys):
+    packager = load_packager()
+    missing = tmp_path / "python3.12"
+    code = packager.main(["--deps-dir", str(fake_deps(tmp_path)), "--output", str(tmp_path / "x.zip"),
+                          "--python", str(missing)])
+    assert code == 2 and not (tmp_path / "x.zip").exists()
+    message = capsys.readouterr().err
+    assert "no Python 3.12 interpreter" in message and str(missing) in message and "--no-bytecode" in message
 
 
 def test_every_runtime_dependency_is_pinned_with_a_hash():
