@@ -8,7 +8,9 @@ Outline:
     1. pip installs infra/lambda-requirements.txt (pinned, hashed) for manylinux2014_aarch64 /
        cp312 into a scratch folder: wheels only, nothing compiled, so the host's architecture
        and Python version do not matter
-    2. engine/ and handler/ are copied next to them (sources only, no __pycache__)
+    2. engine/ and handler/ are copied next to them (sources only, no __pycache__), with a
+       spyglass-<version>.dist-info/METADATA written from pyproject.toml, so that
+       importlib.metadata (engine/version.py) answers in the Lambda as in an install
     3. the zip is written in a fixed order with fixed timestamps and permissions, so the
        same inputs give the same bytes (its sha256 is printed)
     4. --check imports the handler from the zip with this interpreter (pure-Python parts only)
@@ -20,6 +22,7 @@ import hashlib
 import subprocess
 import sys
 import tempfile
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output)
     with tempfile.TemporaryDirectory(prefix="spyglass-package-") as scratch:
         deps = Path(args.deps_dir) if args.deps_dir else _install(Path(scratch) / "deps", args.wheelhouse)
-        files = collect(deps)
+        files = collect(deps) | write_dist_info(Path(scratch) / "meta")
         write_zip(output, files)
     digest, unzipped = _describe(output)
     print(f"{output}: {output.stat().st_size} bytes ({unzipped} unzipped), {len(files)} files, sha256 {digest}")
@@ -83,6 +86,16 @@ def collect(deps: Path) -> dict[str, Path]:
     return files
 
 
+def write_dist_info(folder: Path) -> dict[str, Path]:
+    """The two fields importlib.metadata needs for version(), from the one place they are written."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    name = f"{project['name']}-{project['version']}.dist-info/METADATA"
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n")
+    return {name: path}
+
+
 def write_zip(output: Path, files: dict[str, Path]) -> None:
     """Same files in, same bytes out: sorted names, one timestamp, one mode."""
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -106,8 +119,9 @@ def _describe(output: Path) -> tuple[str, int]:
 def check_import(output: Path) -> int:
     """Import the handler and the composition from the zip alone, as zipimport would in a pinch."""
     code = ("import sys; sys.path[:] = [sys.argv[1]] + [p for p in sys.path if 'site-packages' not in p]; "
-            "import handler.aws.lambda_function, handler.compose, handler.aws.sns, urllib3, certifi; "
-            "print('imports from the zip: ok (urllib3', urllib3.__version__ + ')')")
+            "import handler.aws.lambda_function, handler.compose, handler.aws.sns, urllib3, certifi, engine.version; "
+            "print('imports from the zip: ok (spyglass', engine.version.__version__ + ', urllib3', "
+            "urllib3.__version__ + ')')")
     done = subprocess.run([sys.executable, "-I", "-c", code, str(output)], cwd=tempfile.gettempdir())
     return done.returncode
 

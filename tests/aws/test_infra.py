@@ -123,6 +123,23 @@ def test_the_package_is_reproducible_and_holds_only_sources(tmp_path):
     assert names == sorted(names)
 
 
+def test_the_package_carries_the_version_for_importlib_metadata(tmp_path):
+    """The zip holds sources, not an install: a generated dist-info lets engine/version.py answer."""
+    import subprocess
+    import sys
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    output = tmp_path / "lambda.zip"
+    (tmp_path / "deps").mkdir()
+    assert load_packager().main(["--deps-dir", str(tmp_path / "deps"), "--output", str(output)]) == 0
+    code = ("import sys; sys.path[:] = [sys.argv[1]] + [p for p in sys.path if 'site-packages' not in p]; "
+            "import engine.version; print(engine.version.__version__, engine.version.user_agent())")
+    done = subprocess.run([sys.executable, "-I", "-c", code, str(output)], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert done.stdout.split() == [version, f"spyglass/{version}"], done.stderr
+
+
 def test_every_runtime_dependency_is_pinned_with_a_hash():
     import tomllib
 

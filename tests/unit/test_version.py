@@ -1,0 +1,49 @@
+"""The version is written once (pyproject.toml) and read from the package metadata everywhere else."""
+import subprocess
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+from engine import transport
+from engine.version import NOT_INSTALLED, installed_version
+
+ROOT = Path(__file__).parents[2]
+# This tree first, and no site-packages: no install of spyglass can answer but the one a test puts there.
+_ISOLATED = ("import sys; sys.path[:] = sys.argv[1:] + [p for p in sys.path if 'site-packages' not in p]; "
+             "import handler.cli; handler.cli.main(['--version'])")
+
+
+def spyglass_version(*path: Path) -> str:
+    done = subprocess.run([sys.executable, "-I", "-c", _ISOLATED, *map(str, path)], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_spyglass_version_prints_the_installed_metadata_version():
+    done = subprocess.run([sys.executable, "-m", "handler.cli", "--version"], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"spyglass {metadata.version('spyglass')}\n"
+
+
+def test_the_installed_metadata_is_the_version_pyproject_writes():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert metadata.version("spyglass") == project["version"]
+
+
+def test_the_version_comes_from_whichever_dist_info_is_on_the_path(tmp_path):
+    info = tmp_path / "spyglass-9.8.7.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: spyglass\nVersion: 9.8.7\n")
+    assert spyglass_version(ROOT, tmp_path) == "spyglass 9.8.7"
+
+
+def test_sources_without_any_install_say_so_instead_of_guessing():
+    assert spyglass_version(ROOT) == f"spyglass {NOT_INSTALLED}"
+    assert installed_version("spyglass-no-such-distribution") == NOT_INSTALLED
+
+
+def test_the_user_agent_carries_the_same_version():
+    assert transport.USER_AGENT == f"spyglass/{metadata.version('spyglass')}"
