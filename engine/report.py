@@ -1,18 +1,19 @@
 """The scan's result as a versioned document, and its three renderings.
 
-The JSON form is the contract (docs/report.schema.json describes it); text is
-an aligned table for a terminal or an email, markdown is for a GitHub step
-summary. Every string that came from a daemon or a registry is made inert for
-the format it lands in: control characters never reach a terminal, and no
-name or label can open a table cell or HTML tag in markdown.
+The JSON form is the contract: report.schema.json, shipped beside this module
+and loaded by `schema()`, describes it. Text is an aligned table for a terminal
+or an email, markdown is for a GitHub step summary. Every string that came from
+a daemon or a registry is made inert for the format it lands in (engine/text.py).
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from importlib import resources
 
 SCHEMA_VERSION = 1
+SCHEMA_FILE = "report.schema.json"
 
 STALE, FRESH, SKIPPED, ERROR = "stale", "fresh", "skipped", "error"
 STATUS_ORDER = {STALE: 0, ERROR: 1, FRESH: 2, SKIPPED: 3}
@@ -93,6 +94,11 @@ class Report:
             "containers": [c.to_dict() for c in self.ordered()],
             "registries": [r.to_dict() for r in sorted(self.registries, key=lambda r: r.name)],
         }
+
+
+def schema() -> dict:
+    """The JSON Schema of the report document, from the package's own data (installed or not)."""
+    return json.loads(resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
 
 
 def render_json(report: Report, *, indent: int | None = 2) -> str:

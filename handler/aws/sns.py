@@ -3,7 +3,7 @@
 The message uses MessageStructure=json:
     default                   a short summary for people (and protocols not listed below)
     email                     the text table
-    sqs, lambda, http, https  the JSON report (docs/report.schema.json) plus scan_id and truncated
+    sqs, lambda, http, https  the JSON report (engine/report.schema.json) plus scan_id and truncated
 
 SNS counts every variant, the subject and the attributes against 256 KiB. When
 the whole is larger, the full JSON report goes to S3 (when a bucket is set) and

@@ -17,11 +17,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from engine.report import schema
 from handler.action import INPUT_DEFAULTS, OUTPUTS
 from handler.compose import run_scan
 from tests.action.runner import parse_output_file, simulate
 
-SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "report.schema.json").read_text())
+SCHEMA = schema()
 
 
 def stack_inputs(stack, names=()) -> dict[str, str]:

@@ -11,8 +11,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from engine.report import schema
+
 ROOT = Path(__file__).parents[2]
-SCHEMA = json.loads((ROOT / "docs" / "report.schema.json").read_text())
+SCHEMA = schema()
 
 
 @pytest.mark.integration

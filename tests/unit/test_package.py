@@ -1,11 +1,16 @@
-"""The version is written once (pyproject.toml) and read from the package metadata everywhere else."""
+"""What the package carries: its version, written once in pyproject.toml and read from the metadata
+everywhere else, and the report schema as package data."""
+import json
+import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from importlib import metadata
 from pathlib import Path
 
 from engine import transport
+from engine.report import schema
 from engine.version import NOT_INSTALLED, installed_version
 
 ROOT = Path(__file__).parents[2]
@@ -47,3 +52,19 @@ def test_sources_without_any_install_say_so_instead_of_guessing():
 
 def test_the_user_agent_carries_the_same_version():
     assert transport.USER_AGENT == f"spyglass/{metadata.version('spyglass')}"
+
+
+def test_a_built_wheel_carries_the_report_schema(tmp_path):
+    """pyproject.toml names engine/report.schema.json as package data; built from a copy, not in this tree."""
+    source = tmp_path / "source"
+    for part in ("engine", "handler"):
+        shutil.copytree(ROOT / part, source / part, ignore=shutil.ignore_patterns("__pycache__"))
+    for part in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / part, source / part)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "-w", str(tmp_path / "wheels"),
+                           "--no-deps", "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    wheel, = (tmp_path / "wheels").glob("spyglass-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert json.loads(archive.read("engine/report.schema.json")) == schema()
