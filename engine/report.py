@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
 
+from .text import markdown, one_line
+
 SCHEMA_VERSION = 1
 SCHEMA_FILE = "report.schema.json"
 
@@ -110,7 +112,7 @@ def summary_line(report: Report) -> str:
     parts = [f"{s['stale']} stale", f"{s['fresh']} fresh", f"{s['skipped']} skipped",
              f"{s['errors']} error" + ("s" if s["errors"] != 1 else "")]
     noun = "container" if s["scanned"] == 1 else "containers"
-    return (f"{_inert(report.endpoint)}: {s['scanned']} {noun} scanned: " + ", ".join(parts)
+    return (f"{one_line(report.endpoint, 1000)}: {s['scanned']} {noun} scanned: " + ", ".join(parts)
             + f" ({report.duration_ms / 1000:.1f} s)")
 
 
@@ -135,20 +137,14 @@ def _text_row(c: ContainerResult) -> tuple[str, ...]:
     if c.error:
         detail = f"{detail}: {c.error}" if detail else c.error
     local = ",".join(short_digest(d) for d in c.local_digests[:2]) + ("…" if len(c.local_digests) > 2 else "")
-    return (c.status, _inert(c.name, 40), _inert(c.image, 60), local or "-",
-            short_digest(c.remote_digest) or "-", _inert(detail, 160))
+    return (c.status, one_line(c.name, 40), one_line(c.image, 60), local or "-",
+            short_digest(c.remote_digest) or "-", one_line(detail, 160))
 
 
 def short_digest(digest: str | None) -> str:
     if not digest:
         return ""
     return digest.split(":", 1)[-1][:12]
-
-
-def _inert(text: str, limit: int = 1000) -> str:
-    """One printable line, cut to limit: names and errors come from outside."""
-    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
-    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
 
 
 # -- markdown -----------------------------------------------------------------
@@ -158,7 +154,7 @@ def render_markdown(report: Report) -> str:
     attention = [c for c in ordered if c.status in (STALE, ERROR)]
     quiet = [c for c in ordered if c.status in (FRESH, SKIPPED)]
     icon = {"ok": "✅", "stale": "🟡", "errors": "🔴"}[report.status]
-    lines = [f"### {icon} spyglass: {_md(summary_line(report))}", ""]
+    lines = [f"### {icon} spyglass: {markdown(summary_line(report))}", ""]
     if attention:
         lines += _md_table(attention)
     else:
@@ -175,17 +171,9 @@ def _md_table(containers: list[ContainerResult]) -> list[str]:
     for c in containers:
         detail = ": ".join(x for x in (c.reason, c.error) if x)
         local = ", ".join(short_digest(d) for d in c.local_digests[:2])
-        cells = [c.status, _md(c.name), _md(c.image), _md(local), _md(short_digest(c.remote_digest)), _md(detail)]
+        cells = [c.status, *map(markdown, (c.name, c.image, local, short_digest(c.remote_digest), detail))]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
-
-
-_MD_ESCAPES = str.maketrans({"|": "\\|", "<": "&lt;", ">": "&gt;", "&": "&amp;", "`": "'", "*": "\\*",
-                             "_": "\\_", "[": "\\[", "]": "\\]", "#": "\\#", "\\": "\\\\"})
-
-
-def _md(text: str) -> str:
-    return _inert(text, 200).translate(_MD_ESCAPES)
 
 
 def _iso(timestamp: float) -> str:
