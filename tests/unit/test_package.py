@@ -14,14 +14,21 @@ from engine.report import schema
 from engine.version import NOT_INSTALLED, installed_version
 
 ROOT = Path(__file__).parents[2]
-# This tree first, and no site-packages: no install of spyglass can answer but the one a test puts there.
+# The given folders first, and no site-packages: no install of spyglass answers but one a test puts there.
 _ISOLATED = ("import sys; sys.path[:] = sys.argv[1:] + [p for p in sys.path if 'site-packages' not in p]; "
              "import handler.cli; handler.cli.main(['--version'])")
 
 
+def copy_sources(folder: Path) -> Path:
+    """engine/ and handler/ alone: a checkout may hold an egg-info that importlib.metadata would read."""
+    for part in ("engine", "handler"):
+        shutil.copytree(ROOT / part, folder / part, ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
 def spyglass_version(*path: Path) -> str:
     done = subprocess.run([sys.executable, "-I", "-c", _ISOLATED, *map(str, path)], capture_output=True,
-                          text=True, timeout=60, cwd=ROOT)
+                          text=True, timeout=60, cwd=path[0])
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -42,11 +49,11 @@ def test_the_version_comes_from_whichever_dist_info_is_on_the_path(tmp_path):
     info = tmp_path / "spyglass-9.8.7.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: spyglass\nVersion: 9.8.7\n")
-    assert spyglass_version(ROOT, tmp_path) == "spyglass 9.8.7"
+    assert spyglass_version(copy_sources(tmp_path / "src"), tmp_path) == "spyglass 9.8.7"
 
 
-def test_sources_without_any_install_say_so_instead_of_guessing():
-    assert spyglass_version(ROOT) == f"spyglass {NOT_INSTALLED}"
+def test_sources_without_any_install_say_so_instead_of_guessing(tmp_path):
+    assert spyglass_version(copy_sources(tmp_path)) == f"spyglass {NOT_INSTALLED}"
     assert installed_version("spyglass-no-such-distribution") == NOT_INSTALLED
 
 
@@ -56,9 +63,7 @@ def test_the_user_agent_carries_the_same_version():
 
 def test_a_built_wheel_carries_the_report_schema(tmp_path):
     """pyproject.toml names engine/report.schema.json as package data; built from a copy, not in this tree."""
-    source = tmp_path / "source"
-    for part in ("engine", "handler"):
-        shutil.copytree(ROOT / part, source / part, ignore=shutil.ignore_patterns("__pycache__"))
+    source = copy_sources(tmp_path / "source")
     for part in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / part, source / part)
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "-w", str(tmp_path / "wheels"),
