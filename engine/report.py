@@ -1,18 +1,21 @@
 """The scan's result as a versioned document, and its three renderings.
 
-The JSON form is the contract (docs/report.schema.json describes it); text is
-an aligned table for a terminal or an email, markdown is for a GitHub step
-summary. Every string that came from a daemon or a registry is made inert for
-the format it lands in: control characters never reach a terminal, and no
-name or label can open a table cell or HTML tag in markdown.
+The JSON form is the contract: report.schema.json, shipped beside this module
+and loaded by `schema()`, describes it. Text is an aligned table for a terminal
+or an email, markdown is for a GitHub step summary. Every string that came from
+a daemon or a registry is made inert for the format it lands in (engine/text.py).
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from importlib import resources
+
+from .text import markdown, one_line
 
 SCHEMA_VERSION = 1
+SCHEMA_FILE = "report.schema.json"
 
 STALE, FRESH, SKIPPED, ERROR = "stale", "fresh", "skipped", "error"
 STATUS_ORDER = {STALE: 0, ERROR: 1, FRESH: 2, SKIPPED: 3}
@@ -95,6 +98,11 @@ class Report:
         }
 
 
+def schema() -> dict:
+    """The JSON Schema of the report document, from the package's own data (installed or not)."""
+    return json.loads(resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
+
+
 def render_json(report: Report, *, indent: int | None = 2) -> str:
     return json.dumps(report.to_dict(), indent=indent, ensure_ascii=False)
 
@@ -104,7 +112,7 @@ def summary_line(report: Report) -> str:
     parts = [f"{s['stale']} stale", f"{s['fresh']} fresh", f"{s['skipped']} skipped",
              f"{s['errors']} error" + ("s" if s["errors"] != 1 else "")]
     noun = "container" if s["scanned"] == 1 else "containers"
-    return (f"{_inert(report.endpoint)}: {s['scanned']} {noun} scanned: " + ", ".join(parts)
+    return (f"{one_line(report.endpoint, 1000)}: {s['scanned']} {noun} scanned: " + ", ".join(parts)
             + f" ({report.duration_ms / 1000:.1f} s)")
 
 
@@ -129,20 +137,14 @@ def _text_row(c: ContainerResult) -> tuple[str, ...]:
     if c.error:
         detail = f"{detail}: {c.error}" if detail else c.error
     local = ",".join(short_digest(d) for d in c.local_digests[:2]) + ("…" if len(c.local_digests) > 2 else "")
-    return (c.status, _inert(c.name, 40), _inert(c.image, 60), local or "-",
-            short_digest(c.remote_digest) or "-", _inert(detail, 160))
+    return (c.status, one_line(c.name, 40), one_line(c.image, 60), local or "-",
+            short_digest(c.remote_digest) or "-", one_line(detail, 160))
 
 
 def short_digest(digest: str | None) -> str:
     if not digest:
         return ""
     return digest.split(":", 1)[-1][:12]
-
-
-def _inert(text: str, limit: int = 1000) -> str:
-    """One printable line, cut to limit: names and errors come from outside."""
-    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
-    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
 
 
 # -- markdown -----------------------------------------------------------------
@@ -152,7 +154,7 @@ def render_markdown(report: Report) -> str:
     attention = [c for c in ordered if c.status in (STALE, ERROR)]
     quiet = [c for c in ordered if c.status in (FRESH, SKIPPED)]
     icon = {"ok": "✅", "stale": "🟡", "errors": "🔴"}[report.status]
-    lines = [f"### {icon} spyglass: {_md(summary_line(report))}", ""]
+    lines = [f"### {icon} spyglass: {markdown(summary_line(report))}", ""]
     if attention:
         lines += _md_table(attention)
     else:
@@ -169,17 +171,9 @@ def _md_table(containers: list[ContainerResult]) -> list[str]:
     for c in containers:
         detail = ": ".join(x for x in (c.reason, c.error) if x)
         local = ", ".join(short_digest(d) for d in c.local_digests[:2])
-        cells = [c.status, _md(c.name), _md(c.image), _md(local), _md(short_digest(c.remote_digest)), _md(detail)]
+        cells = [c.status, *map(markdown, (c.name, c.image, local, short_digest(c.remote_digest), detail))]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
-
-
-_MD_ESCAPES = str.maketrans({"|": "\\|", "<": "&lt;", ">": "&gt;", "&": "&amp;", "`": "'", "*": "\\*",
-                             "_": "\\_", "[": "\\[", "]": "\\]", "#": "\\#", "\\": "\\\\"})
-
-
-def _md(text: str) -> str:
-    return _inert(text, 200).translate(_MD_ESCAPES)
 
 
 def _iso(timestamp: float) -> str:

@@ -5,6 +5,7 @@ import json
 import math
 
 from .errors import NotFoundError, RateLimitedError, RegistryError, UnauthorizedError, scrub
+from .text import one_line
 from .transport import Response
 
 _MAX_DETAIL = 200
@@ -45,8 +46,4 @@ def _error_body(body: bytes) -> tuple[tuple[str, ...], str]:
     except (ValueError, AttributeError, TypeError):
         return (), ""
     detail = "; ".join(f"{c}: {m}" if m else c for c, m in zip(codes, messages) if c or m)
-    return codes, _printable(scrub(detail))[:_MAX_DETAIL]
-
-
-def _printable(text: str) -> str:
-    return "".join(ch if ch.isprintable() else "?" for ch in text)
+    return codes, one_line(scrub(detail), _MAX_DETAIL)

@@ -41,8 +41,9 @@ from urllib3.util.wait import wait_for_read
 
 from .errors import RegistryError, RegistryTimeoutError, TLSError, TransportError, redact_url
 from .tlsconfig import TLSMode, TLSPolicy
+from .version import user_agent
 
-USER_AGENT = "spyglass/0.1"
+USER_AGENT = user_agent()
 MAX_REDIRECTS = 5
 DEFAULT_MAX_BODY = 4 * 1024 * 1024  # manifests are limited to 4 MiB by the distribution spec
 _METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})

@@ -31,10 +31,12 @@ from typing import Callable, Iterator, Mapping
 
 from engine.errors import ConfigurationError, DaemonError, SpyglassError, scrub
 from engine.report import ERROR, STALE, Report, render_json, render_markdown, render_text, short_digest
+from engine.text import markdown
 from handler import logs
 from handler.compose import ScanConfig, daemon_settings, run_scan
 
 EXIT_OK, EXIT_FOUND, EXIT_CONFIG, EXIT_UNREACHABLE = 0, 1, 2, 3
+FAILURE_LIMIT = 1000  # characters of the "could not scan" message in the step summary
 
 # Every input action.yml declares, with the default it declares (tests hold the two together).
 INPUT_DEFAULTS: dict[str, str] = {
@@ -418,16 +420,8 @@ def _count(n: int) -> str:
 
 def _fail(commands: Commands, env: Mapping[str, str], stdout, code: int, message: str) -> int:
     commands.issue("error", f"spyglass: {message} (exit {code})", title="spyglass")
-    write_summary(env, f"### 🔴 spyglass could not scan\n\n{_md_text(message)}\n", stdout)
+    write_summary(env, f"### 🔴 spyglass could not scan\n\n{markdown(message, FAILURE_LIMIT)}\n", stdout)
     return code
-
-
-_MD_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "`": "'", "*": "\\*",
-                             "_": "\\_", "[": "\\[", "]": "\\]", "#": "\\#", "\\": "\\\\"})
-
-
-def _md_text(text: str) -> str:
-    return " ".join(text.split()).translate(_MD_ESCAPES)
 
 
 def _runner_temp(env: Mapping[str, str]) -> str | None:

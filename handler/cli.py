@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from engine.errors import ConfigurationError, DaemonError, SpyglassError
+from engine.version import __version__
 
 EXIT_OK, EXIT_FOUND, EXIT_CONFIG, EXIT_UNREACHABLE = 0, 1, 2, 3
 OUTPUTS = ("json", "text", "markdown")
-VERSION = "0.1.0"
 
 log = logging.getLogger("spyglass")
 
@@ -31,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = _Parser(prog="spyglass", description="Find running containers whose image tag now points "
                      "to a newer image in its registry.")
-    parser.add_argument("--version", action="version", version=f"spyglass {VERSION}")
+    parser.add_argument("--version", action="version", version=f"spyglass {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     scan = commands.add_parser("scan", help="scan one Docker endpoint and report", description=(
         "Scan one Docker endpoint: list its containers, ask each image's registry for the digest its "

@@ -9,7 +9,9 @@ Outline:
     1. pip installs infra/lambda-requirements.txt (pinned, hashed) for manylinux2014_aarch64 /
        cp312 into a scratch folder: wheels only, nothing compiled, so the host's architecture
        and Python version do not matter
-    2. engine/ and handler/ are copied next to them (sources only, no __pycache__)
+    2. engine/ and handler/ are copied next to them (sources only, no __pycache__), with a
+       spyglass-<version>.dist-info/METADATA written from pyproject.toml, so that
+       importlib.metadata (engine/version.py) answers in the Lambda as in an install
     3. a Python 3.12 interpreter (--python, else python3.12 on PATH or in pyenv) compiles every
        .py file with unchecked-hash invalidation: the .pyc holds a hash of its source instead of
        a time, is never checked against the source, and names its file under /var/task, so
@@ -33,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="spyglass-package-") as scratch:
         deps = Path(args.deps_dir) if args.deps_dir else _install(Path(scratch) / "deps", args.wheelhouse)
-        files = collect(deps)
+        files = collect(deps) | write_dist_info(Path(scratch) / "meta")
         if not args.no_bytecode:
             files |= compile_for_target(files, python, Path(scratch) / "stage")
         write_zip(output, files)
@@ -130,6 +133,16 @@ def collect(deps: Path) -> dict[str, Path]:
             if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".json"):
                 files[path.relative_to(ROOT).as_posix()] = path
     return files
+
+
+def write_dist_info(folder: Path) -> dict[str, Path]:
+    """The two fields importlib.metadata needs for version(), from the one place they are written."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    name = f"{project['name']}-{project['version']}.dist-info/METADATA"
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n")
+    return {name: path}
 
 
 def write_zip(output: Path, files: dict[str, Path]) -> None:

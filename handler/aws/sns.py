@@ -3,7 +3,7 @@
 The message uses MessageStructure=json:
     default                   a short summary for people (and protocols not listed below)
     email                     the text table
-    sqs, lambda, http, https  the JSON report (docs/report.schema.json) plus scan_id and truncated
+    sqs, lambda, http, https  the JSON report (engine/report.schema.json) plus scan_id and truncated
 
 SNS counts every variant, the subject and the attributes against 256 KiB. When
 the whole is larger, the full JSON report goes to S3 (when a bucket is set) and
@@ -32,6 +32,7 @@ from typing import Callable
 from engine.clock import Clock, Deadline, SystemClock
 from engine.errors import SpyglassError
 from engine.report import ERROR, STALE, Report, render_text, summary_line
+from engine.text import one_line
 from handler.aws.clients import aws_errors, error_code
 
 log = logging.getLogger("spyglass.aws")
@@ -155,7 +156,7 @@ def subject(report: Report, failure: str | None = None) -> str:
     counts = "cannot scan" if failure is not None else (
         f"{s['stale']} stale, {s['errors']} error{'' if s['errors'] == 1 else 's'} of {s['scanned']}")
     head, tail = "spyglass ", f": {counts}"
-    endpoint = _ascii(re.sub(r"^tcp://", "", report.endpoint))
+    endpoint = one_line(re.sub(r"^tcp://", "", report.endpoint), ascii_only=True)
     room = SUBJECT_MAX - len(head) - len(tail)
     if len(endpoint) > room:
         keep = room - 3
@@ -181,7 +182,7 @@ def _summary(report: Report, scan_id: str, failure: str | None) -> str:
     for status, label in ((STALE, "Stale"), (ERROR, "Errors")):
         found = [c for c in report.ordered() if c.status == status]
         if found:
-            names = ", ".join(_ascii(c.name) + (f" ({c.reason})" if status == ERROR and c.reason else "")
+            names = ", ".join(one_line(c.name, ascii_only=True) + (f" ({c.reason})" if status == ERROR and c.reason else "")
                               for c in found[:SUMMARY_NAMES])
             more = f" and {len(found) - SUMMARY_NAMES} more" if len(found) > SUMMARY_NAMES else ""
             lines.append(f"{label}: {names}{more}")
@@ -204,10 +205,6 @@ def _email(report: Report, shown: list, scan_id: str, failure: str | None, *, om
         lines += table
     lines += ["", f"scan {scan_id}"]
     return "\n".join(lines) + "\n"
-
-
-def _ascii(text: str) -> str:
-    return "".join(ch if " " <= ch <= "~" else "?" for ch in text)
 
 
 # -- S3 offload ------------------------------------------------------------------

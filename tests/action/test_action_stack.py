@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import stat
 import subprocess
 import sys
@@ -17,11 +18,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from engine.report import schema
 from handler.action import INPUT_DEFAULTS, OUTPUTS
 from handler.compose import run_scan
 from tests.action.runner import parse_output_file, simulate
 
-SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "report.schema.json").read_text())
+SCHEMA = schema()
 
 
 def stack_inputs(stack, names=()) -> dict[str, str]:
@@ -269,8 +271,12 @@ def test_action_yml_scan_step_runs_as_the_runner_would_run_it(stack, demo_fleet,
     env = {name: re.sub(r"\$\{\{ inputs\.([a-z-]+) \}\}", lambda m: inputs[m[1]], value)
            for name, value in step["env"].items()}
     runner_temp, workspace = tmp_path / "runner-temp", tmp_path / "workspace"
-    (runner_temp / "spyglass-venv" / "bin").mkdir(parents=True)
-    (runner_temp / "spyglass-venv" / "bin" / "python").symlink_to(sys.executable)
+    python = runner_temp / "spyglass-venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    # Not a symlink to sys.executable: an interpreter finds its venv by the pyvenv.cfg beside the path it
+    # was started as, so a link from elsewhere would run the base Python without this venv's packages.
+    python.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} \"$@\"\n")
+    python.chmod(0o755)
     (workspace / "handler").mkdir(parents=True)
     (workspace / "handler" / "__init__.py").write_text("")
     (workspace / "handler" / "action.py").write_text("raise SystemExit('the workspace decoy ran')\n")

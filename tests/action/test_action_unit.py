@@ -8,13 +8,13 @@ from __future__ import annotations
 import base64
 import io
 import json
-import time
 
 import pytest
 
 from handler.action import (INPUTS, Commands, env_name, escape_data, escape_property, main, mask_values,
                             read_inputs, write_outputs)
 from tests.action.runner import parse_output_file, simulate
+from tests.stack.listener import CountingListener
 
 UNROUTABLE = "tcp://192.0.2.1:2376"
 
@@ -123,9 +123,9 @@ def test_an_unreachable_daemon_exits_3_with_an_error_line_and_a_summary(tmp_path
     ({"notify": "change"}, "DynamoDB"),
 ])
 def test_bad_inputs_exit_2_before_any_connection_and_name_the_input(tmp_path, inputs, named):
-    started = time.monotonic()
-    run = simulate(tmp_path, {"host": UNROUTABLE, **inputs})
-    assert time.monotonic() - started < 2.0
+    with CountingListener() as daemon:
+        run = simulate(tmp_path, {"host": daemon.address, **inputs})
+        assert daemon.connections() == 0
     assert run.code == 2 and run.output_file == ""
     [error] = run.commands("error")
     assert "configuration error" in error.message and named in error.message

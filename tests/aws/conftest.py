@@ -11,12 +11,13 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
+from engine.report import schema
+
 REGION = "us-east-1"
-SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "report.schema.json").read_text())
+SCHEMA = schema()
 _AWS_ENV = ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_SESSION_TOKEN",
             "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE")
 

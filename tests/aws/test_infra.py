@@ -189,6 +189,24 @@ def test_without_a_3_12_interpreter_the_build_says_what_to_do(tmp_path, capsys):
     assert "no Python 3.12 interpreter" in message and str(missing) in message and "--no-bytecode" in message
 
 
+def test_the_package_carries_the_version_for_importlib_metadata(tmp_path):
+    """The zip holds sources, not an install: a generated dist-info lets engine/version.py answer."""
+    import subprocess
+    import sys
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    output = tmp_path / "lambda.zip"
+    (tmp_path / "deps").mkdir()
+    assert load_packager().main(["--deps-dir", str(tmp_path / "deps"), "--output", str(output),
+                                       "--no-bytecode"]) == 0
+    code = ("import sys; sys.path[:] = [sys.argv[1]] + [p for p in sys.path if 'site-packages' not in p]; "
+            "import engine.version; print(engine.version.__version__, engine.version.user_agent())")
+    done = subprocess.run([sys.executable, "-I", "-c", code, str(output)], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert done.stdout.split() == [version, f"spyglass/{version}"], done.stderr
+
+
 def test_every_runtime_dependency_is_pinned_with_a_hash():
     import tomllib
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import jsonschema
 
+from engine.report import schema
 from handler.cli import main
 from tests.stack import Stack, pull, run_container, untag
 
@@ -43,7 +44,7 @@ from .proxy import Action, FaultProxy, Upstream, respond
 SCOPE = "spyglass-faults"
 SCOPE_LABEL = "com.centurylinklabs.watchtower.scope"
 ROOT = Path(__file__).parents[2]
-SCHEMA = json.loads((ROOT / "docs" / "report.schema.json").read_text())
+SCHEMA = schema()
 
 
 @dataclass

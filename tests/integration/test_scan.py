@@ -14,9 +14,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from engine.report import schema
 from handler.cli import main
 
-SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "report.schema.json").read_text())
+SCHEMA = schema()
 
 
 def scan(stack, *args, env_extra=None, drop_args=()):

@@ -16,7 +16,6 @@ import ipaddress
 import json
 import re
 import socket
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import jsonschema
@@ -31,7 +30,7 @@ from engine.clock import FakeClock
 from engine.daemon import ContainerInfo, Listing
 from engine.errors import ConfigurationError, RegistryError, TransportError, UnauthorizedError
 from engine.name import Registry
-from engine.report import render_json, render_markdown, render_text
+from engine.report import render_json, render_markdown, render_text, schema
 from engine.scan import ScanOptions, scan
 from engine.selection import Selection
 from engine.status import raise_for_status, retry_after
@@ -39,7 +38,7 @@ from engine.tlsconfig import TLSPolicy
 from engine.transport import Response, internal_host, valid_host
 from tests.unit.markdown import table_cells
 
-SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "report.schema.json").read_text())
+SCHEMA = schema()
 EXTERNAL_REGISTRY = "registry.example.com"
 
 # -- realm checks ---------------------------------------------------------------------------------------

@@ -1,15 +1,14 @@
 """Report renderings: JSON valid against the published schema, text and markdown readable and inert."""
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from engine.report import ContainerResult, RegistrySummary, Report, render_json, render_markdown, render_text
+from engine.report import ContainerResult, RegistrySummary, Report, render_json, render_markdown, render_text, schema
 from tests.unit.markdown import table_cells
 
-SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "report.schema.json").read_text())
+SCHEMA = schema()
 D1, D2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
 
 
@@ -76,3 +75,4 @@ def test_any_name_or_message_keeps_every_format_intact(name, image, error):
     assert "<script" not in markdown.lower() and "<img" not in markdown.lower()
     body = markdown.replace("<details>", "").replace("</details>", "").replace("<summary>", "").replace("</summary>", "")
     assert "<" not in body and ">" not in body.replace("->", "")
+
