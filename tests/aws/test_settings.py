@@ -69,7 +69,8 @@ def test_the_event_overrides_field_by_field():
 @pytest.mark.parametrize("event, fields", [
     ([1], ["expected a JSON object, got an array"]),
     ({"endpoint": "tcp://x:2376"}, ["endpoint: expected an object, got a string"]),
-    ({"endpoint": {"host": 5, "tls_secret": "", "names": [1], "label_enable": "yes", "scope": None}},
+    # A boolean field takes JSON true/false or the table's words (yes/no...): "ture" is neither.
+    ({"endpoint": {"host": 5, "tls_secret": "", "names": [1], "label_enable": "ture", "scope": None}},
      ["endpoint.host", "endpoint.tls_secret", "endpoint.names", "endpoint.label_enable", "endpoint.scope"]),
     ({"endpoint": {"hots": "tcp://x:1"}, "Endpoint": {}}, ["endpoint.hots: unknown field", "Endpoint: unknown field"]),
     ({"correlation_id": 7}, ["correlation_id"]),
