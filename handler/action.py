@@ -36,8 +36,7 @@ from handler import logs
 from handler import settings as table
 from handler.aws.sns import publish_report
 from handler.compose import ScanConfig, daemon_settings, run_scan, scan_config, write_json_report
-from handler.outcome import (EXIT_CONFIG, EXIT_FOUND, EXIT_OK, EXIT_UNREACHABLE, STATELESS_POLICIES, decide,
-                             found)
+from handler.outcome import EXIT_CONFIG, EXIT_FOUND, EXIT_OK, EXIT_UNREACHABLE, decide, found
 
 # Every input action.yml declares, with the default it declares: both come from the settings table.
 INPUT_DEFAULTS: dict[str, str] = {row.action_input: row.input_default()
@@ -184,12 +183,7 @@ class SecretFiles:
 
 def read_settings(env: Mapping[str, str], home: Path) -> dict[str, object]:
     """The Action's values: input > the runner's docker variables > default; exit 2 naming each bad input."""
-    values = table.resolve(table.ACTION, [table.action_inputs(env), table.environment(env, table.ACTION)],
-                           home=home)
-    if values["notify"] not in STATELESS_POLICIES:
-        raise ConfigurationError(f"input notify: {values['notify']} needs the state the Lambda keeps in DynamoDB; "
-                                 f"the Action keeps none (use {' or '.join(STATELESS_POLICIES)})")
-    return values
+    return table.resolve(table.ACTION, [table.action_inputs(env), table.environment(env, table.ACTION)], home=home)
 
 
 def build_scan_config(values: Mapping[str, object], files: SecretFiles) -> ScanConfig:
@@ -219,7 +213,7 @@ def _docker_config(value: str, files: SecretFiles) -> str | None:
         if not isinstance(json.loads(value), dict):
             raise ValueError
     except ValueError:
-        raise ConfigurationError("input docker-config: expected the contents of a docker config.json "
+        raise ConfigurationError("docker-config (Action input): expected the contents of a docker config.json "
                                  "(a JSON object)") from None
     return files.write("docker-config", "config.json", value)
 

@@ -17,8 +17,7 @@ from typing import Mapping, Sequence
 
 from engine.errors import ConfigurationError, DaemonError, SpyglassError
 from handler import settings as table
-from handler.outcome import (EXIT_CONFIG, EXIT_FOUND, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE,
-                             STATELESS_POLICIES, found)
+from handler.outcome import EXIT_CONFIG, EXIT_FOUND, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE, found
 
 VERSION = "0.1.0"
 
@@ -31,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_CONFIG, f"spyglass: error: {message}\n")
 
 
-def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     """The command line, one argument per row of the settings table that applies to the CLI."""
     parser = _Parser(prog="spyglass", description="Find running containers whose image tag now points "
                      "to a newer image in its registry.")
@@ -64,7 +63,7 @@ def _add_argument(group, row: table.Setting) -> None:
         group.add_argument(*row.flags, dest=row.name, action="append", default=None,
                            metavar=row.metavar or row.kind.metavar, help=help_text + "; repeatable")
     else:
-        group.add_argument(*row.flags, dest=row.name, default=None, metavar=row.metavar or row.kind.metavar,
+        group.add_argument(*row.flags, dest=row.name, default=None, metavar=row.metavar or row.kind_in(table.CLI).metavar,
                            help=help_text)
 
 
@@ -77,16 +76,12 @@ def _help_tail(row: table.Setting) -> str:
 
 def read_settings(argv: Sequence[str] | None, env: Mapping[str, str], home: Path) -> dict[str, object] | None:
     """The CLI's values (flag > environment > default); None when the command is not `scan`."""
-    args = vars(build_parser(env).parse_args(argv))
+    args = vars(build_parser().parse_args(argv))
     if args.pop("command") != "scan":
         return None
     if not args.get("names"):
         args["names"] = None  # no positional names: SPYGLASS_NAMES or every container
-    values = table.resolve(table.CLI, [table.flags(args), table.environment(env, table.CLI)], home=home)
-    if values["notify"] not in STATELESS_POLICIES:
-        raise ConfigurationError(f"notify policy {values['notify']}: needs the state the Lambda keeps in "
-                                 f"DynamoDB; the CLI keeps none (use {' or '.join(STATELESS_POLICIES)})")
-    return values
+    return table.resolve(table.CLI, [table.flags(args), table.environment(env, table.CLI)], home=home)
 
 
 def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None,
@@ -98,7 +93,7 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     try:
         values = read_settings(argv, env, home)
         if values is None:
-            build_parser(env).print_help(stderr)
+            build_parser().print_help(stderr)
             return EXIT_CONFIG
         logs.configure(values["log_level"], values["log_format"], stream=stderr)
         return _scan(values, stdout=stdout, stderr=stderr)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from engine.errors import ConfigurationError
-from handler.outcome import NOTIFY_POLICIES
+from handler.outcome import NOTIFY_POLICIES, STATELESS_POLICIES
 
 CLI, ACTION, LAMBDA = "cli", "action", "lambda"
 PLACES = (CLI, ACTION, LAMBDA)
@@ -143,14 +143,17 @@ class Number(Kind):
 
 
 class Choice(Kind):
-    def __init__(self, *choices: str) -> None:
-        self.choices = choices
+    """One of a few words, in any case; ``refused`` says why a word known elsewhere is not one here."""
+
+    def __init__(self, *choices: str, refused: Mapping[str, str] | None = None) -> None:
+        self.choices, self.refused = choices, dict(refused or {})
         self.metavar = "|".join(choices)
 
     def parse(self, text: str) -> str:
         word = text.strip().lower()
         if word not in self.choices:
-            raise ValueError(f"{text.strip()!r} is not one of {', '.join(self.choices)}")
+            why = f" ({word} {self.refused[word]})" if word in self.refused else ""
+            raise ValueError(f"{text.strip()!r} is not one of {', '.join(self.choices)}{why}")
         return word
 
 
@@ -197,6 +200,10 @@ TABLE = Text("TABLE", r"[A-Za-z0-9_.-]{3,255}|arn:aws[a-z-]*:dynamodb:[a-z0-9-]+
              "a DynamoDB table name or ARN")
 
 
+# Only the Lambda keeps the last delivered state that NOTIFY=change compares with.
+_STATELESS = Choice(*STATELESS_POLICIES, refused={"change": "needs the state the Lambda keeps in DynamoDB"})
+
+
 # -- the table ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -219,6 +226,10 @@ class Setting:
     metavar: str = ""
     shown_default: str = ""  # for the docs, when the default is not a plain value
     notes: Mapping[str, str] = field(default_factory=dict)  # place -> what the help adds there
+    kinds: Mapping[str, Kind] = field(default_factory=dict)  # place -> a narrower kind there
+
+    def kind_in(self, place: str) -> Kind:
+        return self.kinds.get(place, self.kind)
 
     def help_in(self, place: str) -> str:
         note = self.notes.get(place)
@@ -233,7 +244,8 @@ class Setting:
 
     def default_value(self, place: str, home: Path | None = None):
         text = self.default_text(place)
-        return _expand(self, self.kind.parse(text), home) if text else self.kind.empty
+        kind = self.kind_in(place)
+        return _expand(self, kind.parse(text), home) if text else kind.empty
 
 
 ENDPOINT, SELECTION, REGISTRIES, OUTPUT, DELIVERY, TIME = (
@@ -336,7 +348,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("notify", Choice(*NOTIFY_POLICIES), "when to publish: always, or stale (something stale or errored)",
             (CLI, ACTION, LAMBDA), default="always", flags=("--notify-policy",), env="NOTIFY", action_input="notify",
             group=DELIVERY, notes={LAMBDA: "or change (the stale or errored set differs from the last delivered "
-                                           "report; needs a table)"}),
+                                           "report; needs a table)"},
+            kinds={CLI: _STATELESS, ACTION: _STATELESS}),
     Setting("token_cache", TokenCache(), "share registry tokens between runs through a DynamoDB table",
             (CLI, ACTION, LAMBDA), default="memory", flags=("--token-cache",), env="TOKEN_CACHE",
             action_input="token-cache", group=DELIVERY,
@@ -410,7 +423,7 @@ def read(source: Source, place: str, problems: list[str], *, home: Path | None =
         if source.blank_is_unset and (raw == "" or (isinstance(raw, str) and not raw.strip())):
             continue
         try:
-            values[row.name] = _expand(row, _parse(row, raw, source), home)
+            values[row.name] = _expand(row, _parse(row.kind_in(place), raw, source), home)
         except ValueError as exc:
             problems.append(f"{source.labels[row.name]} ({source.kind}): {_quiet(row, raw, exc)}")
     return values
@@ -439,14 +452,14 @@ def collect(place: str, sources: Iterable[Source], problems: list[str], *,
     return values
 
 
-def _parse(row: Setting, raw: object, source: Source):
+def _parse(kind: Kind, raw: object, source: Source):
     if raw is None or (not source.blank_is_unset and isinstance(raw, str) and not raw.strip()):
         raise ValueError("no value (leave the field out to keep the default)")
     if isinstance(raw, str):
-        return row.kind.parse(raw)
+        return kind.parse(raw)
     if isinstance(raw, list) and source.kind == "flag":  # a repeated flag, or the positional names
-        return row.kind.native(raw) if isinstance(row.kind, Items) else row.kind.parse(raw[-1])
-    return row.kind.native(raw)
+        return kind.native(raw) if isinstance(kind, Items) else kind.parse(raw[-1])
+    return kind.native(raw)
 
 
 def _expand(row: Setting, value, home: Path | None):

@@ -53,7 +53,7 @@ def _default(row: table.Setting, place: str) -> str:
 def _option(row: table.Setting) -> str:
     if row.flags and not row.flags[0].startswith("-"):
         return f"`{row.flags[0]}...`"
-    value = "" if isinstance(row.kind, table.Flag) else f" {row.metavar or row.kind.metavar}"
+    value = "" if isinstance(row.kind, table.Flag) else f" {row.metavar or row.kind_in(table.CLI).metavar}"
     flags = [f"--[no-]{f[2:]}" if isinstance(row.kind, table.Flag) and f.startswith("--") else f for f in row.flags]
     return ", ".join(_code(flag + (value if flag == flags[-1] else "")) for flag in flags)
 

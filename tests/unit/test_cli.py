@@ -15,7 +15,7 @@ def run(argv, env=None, tmp_path=None):
 
 def test_help_documents_every_option_with_its_environment_variable(capsys):
     with pytest.raises(SystemExit) as exit_:
-        build_parser({}).parse_args(["scan", "--help"])
+        build_parser().parse_args(["scan", "--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
     for option, variable in [("--host", "DOCKER_HOST"), ("--registry-ca", "SPYGLASS_REGISTRY_CA"),
