@@ -187,8 +187,10 @@ def read_settings(env: Mapping[str, str], home: Path) -> dict[str, object]:
 
 
 def build_scan_config(values: Mapping[str, object], files: SecretFiles) -> ScanConfig:
-    pem = {name: files.write(table.BY_NAME[name].action_input, f"{name}.pem", values[name]) if values[name] else None
-           for name in ("tls_ca_pem", "tls_cert_pem", "tls_key_pem")}
+    pem = {}
+    for name in ("tls_ca_pem", "tls_cert_pem", "tls_key_pem"):
+        input_name = table.BY_NAME[name].action_input
+        pem[name] = files.write(input_name, f"{input_name}.pem", values[name]) if values[name] else None
     daemon = daemon_settings(values["host"], tls_verify=bool(pem["tls_ca_pem"]) or values["tls_verify"],
                              ca=pem["tls_ca_pem"], cert=pem["tls_cert_pem"], key=pem["tls_key_pem"],
                              cert_dir=Path(values["cert_path"]), timeout=min(30.0, values["timeout"]))

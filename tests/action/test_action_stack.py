@@ -34,7 +34,7 @@ def stack_inputs(stack, names=()) -> dict[str, str]:
         "registry-ca": Path(stack.registry_ca).read_text(),
         "docker-config": stack.docker_config.read_text(),
         "insecure-registries": stack.plain.address,
-        "names": " ".join(names),
+        "names": "\n".join(names),  # one rule for lists everywhere: commas or newlines, not spaces
     }
 
 
