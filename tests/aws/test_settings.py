@@ -35,6 +35,11 @@ def test_every_variable_is_read():
     assert settings.log_level == "debug"
 
 
+def test_a_bad_registry_ca_stops_the_invocation_unless_validation_is_turned_off():
+    assert settings_from_env({}).registry_ca_validate is True
+    assert settings_from_env({"SPYGLASS_REGISTRY_CA_VALIDATE": "false"}).registry_ca_validate is False
+
+
 def test_every_bad_variable_is_named_at_once():
     with pytest.raises(ConfigurationError) as caught:
         settings_from_env({"NOTIFY": "change", "SPYGLASS_TIMEOUT": "0", "SPYGLASS_CONCURRENCY": "two",
