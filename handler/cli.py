@@ -46,25 +46,26 @@ def build_parser() -> argparse.ArgumentParser:
     for row in table.rows(table.CLI):
         if not row.flags:
             continue
-        group = groups.get(row.group) or groups.setdefault(row.group, scan.add_argument_group(row.group))
-        _add_argument(group, row)
+        if row.group not in groups:
+            groups[row.group] = scan.add_argument_group(row.group)
+        _add_argument(groups[row.group], row)
     return parser
 
 
 def _add_argument(group, row: table.Setting) -> None:
     """Every value arrives as text (or True/False for a switch); the table parses it after argparse."""
     help_text = row.help_in(table.CLI) + _help_tail(row)
+    metavar = row.metavar or row.kind_in(table.CLI).metavar
     if not row.flags[0].startswith("-"):
         group.add_argument(row.name, nargs="*", metavar=row.flags[0], help=help_text)
     elif isinstance(row.kind, table.Flag):
         group.add_argument(*row.flags, dest=row.name, action=argparse.BooleanOptionalAction, default=None,
                            help=help_text)
     elif isinstance(row.kind, table.Items):
-        group.add_argument(*row.flags, dest=row.name, action="append", default=None,
-                           metavar=row.metavar or row.kind.metavar, help=help_text + "; repeatable")
+        group.add_argument(*row.flags, dest=row.name, action="append", default=None, metavar=metavar,
+                           help=help_text + "; repeatable")
     else:
-        group.add_argument(*row.flags, dest=row.name, default=None, metavar=row.metavar or row.kind_in(table.CLI).metavar,
-                           help=help_text)
+        group.add_argument(*row.flags, dest=row.name, default=None, metavar=metavar, help=help_text)
 
 
 def _help_tail(row: table.Setting) -> str:
