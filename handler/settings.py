@@ -60,9 +60,6 @@ class Kind:
             return self.parse(value)
         raise ValueError(f"expected a string, got {json_type(value)}")
 
-    def describe(self) -> str:
-        return self.metavar
-
 
 class Text(Kind):
     """Any text, trimmed; with a pattern, text that matches it in full."""
@@ -312,8 +309,7 @@ SETTINGS: tuple[Setting, ...] = (
 
     Setting("timeout", Number(above=0), "bound on the whole scan in seconds; unfinished lookups are reported "
             "as timeout", (CLI, ACTION, LAMBDA), default="120", defaults={LAMBDA: ""}, flags=("--timeout",),
-            env="SPYGLASS_TIMEOUT", action_input="timeout", group=TIME,
-            shown_default=""),
+            env="SPYGLASS_TIMEOUT", action_input="timeout", group=TIME),
     Setting("delivery_margin", Number(at_least=0), "seconds kept back from the scan for publishing",
             (LAMBDA,), default="10", env="SPYGLASS_DELIVERY_MARGIN", group=TIME),
 
