@@ -417,12 +417,12 @@ def read(source: Source, place: str, problems: list[str], *, home: Path | None =
         if row.name not in source.values:
             continue
         raw = source.values[row.name]
-        if source.blank_is_unset and (raw == "" or (isinstance(raw, str) and not raw.strip())):
+        if source.blank_is_unset and isinstance(raw, str) and not raw.strip():
             continue
         try:
             values[row.name] = _expand(row, _parse(row.kind_in(place), raw, source), home)
         except ValueError as exc:
-            problems.append(f"{source.labels[row.name]} ({source.kind}): {_quiet(row, raw, exc)}")
+            problems.append(f"{source.labels[row.name]} ({source.kind}): {_quiet(row, exc)}")
     return values
 
 
@@ -466,7 +466,7 @@ def _expand(row: Setting, value, home: Path | None):
     return value
 
 
-def _quiet(row: Setting, raw: object, exc: ValueError) -> str:
+def _quiet(row: Setting, exc: ValueError) -> str:
     return "not a valid value (not shown: secret)" if row.secret else str(exc)
 
 
