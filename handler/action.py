@@ -2,22 +2,23 @@
 
     1. mask every secret input line (and each credential inside docker-config) before anything else
     2. write the PEM and config contents into a private temporary folder (0700, files 0600)
-    3. a ScanConfig through handler.compose, one scan
+    3. the inputs through the settings table (handler.settings: input > default, the docker
+       CLI's own variables on the runner between), a ScanConfig through handler.compose, one scan
     4. outputs to $GITHUB_OUTPUT, the markdown report to $GITHUB_STEP_SUMMARY, the JSON report
-       under $RUNNER_TEMP, one annotation per stale (warning) and errored (error) container
+       under $RUNNER_TEMP (or report-file), one annotation per stale (warning) and errored
+       (error) container
     5. SNS delivery when asked for; the secret folder is removed whatever happened
 
-A composite action does not set INPUT_* by itself: action.yml maps each input to
-``INPUT_<NAME>`` (upper case, ``-`` as ``_``) in the step's ``env:``. Exit codes as the
-CLI: 0 done, 1 fail-on-stale / fail-on-error, 2 configuration, 3 could not scan.
+A composite action does not set INPUT_* by itself: action.yml (written from the table by
+scripts/settings_docs.py) maps each input to ``INPUT_<NAME>`` (upper case, ``-`` as ``_``) in the
+step's ``env:``. Exit codes as the CLI (handler.outcome): 0 done, 1 fail-on-stale /
+fail-on-error, 2 configuration, 3 could not scan.
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import contextlib
-import importlib
-import importlib.util
 import json
 import logging
 import os
@@ -33,19 +34,18 @@ from engine.errors import ConfigurationError, DaemonError, SpyglassError, scrub
 from engine.report import ERROR, STALE, Report, render_json, render_markdown, render_text, short_digest
 from engine.text import markdown
 from handler import logs
-from handler.compose import ScanConfig, daemon_settings, run_scan
+from handler import settings as table
+from handler.aws.sns import publish_report
+from handler.compose import ScanConfig, daemon_settings, run_scan, scan_config, write_json_report
+from handler.outcome import EXIT_CONFIG, EXIT_FOUND, EXIT_OK, EXIT_UNREACHABLE, decide, found
 
-EXIT_OK, EXIT_FOUND, EXIT_CONFIG, EXIT_UNREACHABLE = 0, 1, 2, 3
 FAILURE_LIMIT = 1000  # characters of the "could not scan" message in the step summary
 
-# Every input action.yml declares, with the default it declares (tests hold the two together).
-INPUT_DEFAULTS: dict[str, str] = {
-    "host": "", "tls-ca": "", "tls-cert": "", "tls-key": "", "registry-ca": "",
-    "insecure-registries": "", "docker-config": "", "names": "", "label-enable": "false", "scope": "",
-    "timeout": "120", "fail-on-stale": "false", "fail-on-error": "false", "sns-topic-arn": "", "notify": "always",
-}
+# Every input action.yml declares, with the default it declares: both come from the settings table.
+INPUT_DEFAULTS: dict[str, str] = {row.action_input: row.input_default()
+                                  for row in table.rows(table.ACTION) if row.action_input}
 INPUTS = tuple(INPUT_DEFAULTS)
-SECRET_INPUTS = ("tls-ca", "tls-cert", "tls-key", "docker-config")
+SECRET_INPUTS = tuple(row.action_input for row in table.rows(table.ACTION) if row.action_input and row.secret)
 OUTPUTS = ("status", "stale-count", "error-count", "fresh-count", "report-path", "stale")
 
 SUMMARY_LIMIT = 1024 * 1024  # the runner refuses a step summary above 1 MiB
@@ -58,13 +58,11 @@ log = logging.getLogger("spyglass")
 Scan = Callable[..., Report]
 
 
-def env_name(name: str) -> str:
-    """The variable action.yml sets for an input: INPUT_TLS_KEY for tls-key."""
-    return "INPUT_" + name.upper().replace("-", "_")
+env_name = table.input_env_name
 
 
 def read_inputs(env: Mapping[str, str]) -> dict[str, str]:
-    """Each input as the runner passed it, the declared default when blank."""
+    """Each input's text as the runner passed it, the declared default when blank (what masks look at)."""
     return {name: env.get(env_name(name), "").strip() or default for name, default in INPUT_DEFAULTS.items()}
 
 
@@ -186,20 +184,22 @@ class SecretFiles:
 
 # -- inputs -> ScanConfig -------------------------------------------------------------------
 
-def scan_config(inputs: Mapping[str, str], files: SecretFiles, *, env: Mapping[str, str],
-                home: Path) -> ScanConfig:
-    pem = {name: files.write(name, f"{name}.pem", inputs[name]) if inputs[name] else None
-           for name in ("tls-ca", "tls-cert", "tls-key")}
-    timeout = _positive_float("timeout", inputs["timeout"])
-    settings = daemon_settings(env, home, host=inputs["host"] or None,
-                               tls_verify=True if pem["tls-ca"] else None, ca=pem["tls-ca"],
-                               cert=pem["tls-cert"], key=pem["tls-key"], timeout=min(30.0, timeout))
-    registry_ca = _registry_ca(inputs["registry-ca"], files)
-    return ScanConfig(daemon=settings, names=tuple(_words(inputs["names"])),
-                      label_enable=_bool("label-enable", inputs["label-enable"]), scope=inputs["scope"] or None,
-                      registry_ca=registry_ca, registry_ca_validate=registry_ca is not None,
-                      insecure_registries=tuple(_words(inputs["insecure-registries"])),
-                      docker_config=_docker_config(inputs["docker-config"], files), timeout=timeout)
+def read_settings(env: Mapping[str, str], home: Path) -> dict[str, object]:
+    """The Action's values: input > the runner's docker variables > default; exit 2 naming each bad input."""
+    return table.resolve(table.ACTION, [table.action_inputs(env), table.environment(env, table.ACTION)], home=home)
+
+
+def build_scan_config(values: Mapping[str, object], files: SecretFiles) -> ScanConfig:
+    pem = {}
+    for name in ("tls_ca_pem", "tls_cert_pem", "tls_key_pem"):
+        input_name = table.BY_NAME[name].action_input
+        pem[name] = files.write(input_name, f"{input_name}.pem", values[name]) if values[name] else None
+    daemon = daemon_settings(values["host"], tls_verify=bool(pem["tls_ca_pem"]) or values["tls_verify"],
+                             ca=pem["tls_ca_pem"], cert=pem["tls_cert_pem"], key=pem["tls_key_pem"],
+                             cert_dir=Path(values["cert_path"]), timeout=min(30.0, values["timeout"]))
+    docker_config = _docker_config(values["docker_config_json"], files) or values["docker_config"]
+    return scan_config(values, daemon, registry_ca=_registry_ca(values["registry_ca"], files),
+                       docker_config=docker_config)
 
 
 def _registry_ca(value: str, files: SecretFiles) -> str | None:
@@ -218,30 +218,9 @@ def _docker_config(value: str, files: SecretFiles) -> str | None:
         if not isinstance(json.loads(value), dict):
             raise ValueError
     except ValueError:
-        raise ConfigurationError("input docker-config: expected the contents of a docker config.json "
+        raise ConfigurationError("docker-config (Action input): expected the contents of a docker config.json "
                                  "(a JSON object)") from None
     return files.write("docker-config", "config.json", value)
-
-
-def _words(text: str) -> list[str]:
-    return [word for word in re.split(r"[\s,]+", text) if word]
-
-
-def _bool(name: str, text: str) -> bool:
-    lowered = text.lower()
-    if lowered not in ("true", "false"):
-        raise ConfigurationError(f"input {name}: expected true or false, got {text!r}")
-    return lowered == "true"
-
-
-def _positive_float(name: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigurationError(f"input {name}: not a number: {text!r}") from None
-    if not value > 0:
-        raise ConfigurationError(f"input {name}: must be more than 0")
-    return value
 
 
 # -- results -----------------------------------------------------------------------------
@@ -282,7 +261,11 @@ def write_summary(env: Mapping[str, str], markdown: str, stdout) -> None:
         file.write(markdown + "\n")
 
 
-def write_report_file(env: Mapping[str, str], report: Report) -> str:
+def write_report_file(env: Mapping[str, str], report: Report, path: str | None = None) -> str:
+    """The JSON report at path (the report-file input), else in a new file under $RUNNER_TEMP."""
+    if path:
+        write_json_report(Path(path), render_json(report))
+        return path
     descriptor, path = tempfile.mkstemp(prefix="spyglass-report-", suffix=".json", dir=_runner_temp(env))
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
         file.write(render_json(report) + "\n")
@@ -303,43 +286,25 @@ def annotate(commands: Commands, report: Report) -> None:
                            title=f"Container not checked {c.name}")
 
 
-# -- SNS (handler.aws.sns, when this build has it) -------------------------------------------
-
-# The Lambda's policies always and stale; its `change` compares with state kept in DynamoDB,
-# which the Action does not keep (handler/aws/notify.py defines all three).
-NOTIFY_POLICIES = ("always", "stale")
-
+# -- SNS (handler.aws.sns; boto3 comes with the [aws] extra) ---------------------------------
 
 def load_sns_publisher() -> tuple[Callable | None, str]:
-    """handler.aws.sns.publish_report when this build has it (and boto3), else None and why not."""
+    """handler.aws.sns.publish_report when boto3 is installed, else None and why not."""
     try:
-        module = importlib.import_module("handler.aws.sns")
-    except ImportError as exc:
-        return None, f"{exc.name or 'handler.aws.sns'} is not installed"
-    publish = getattr(module, "publish_report", None)
-    if not callable(publish):
-        return None, "handler.aws.sns has no publish_report"
-    if importlib.util.find_spec("boto3") is None:  # aws.sns imports it only when publishing
+        import boto3  # noqa: F401  # handler.aws.sns imports it only when it publishes
+    except ImportError:
         return None, "boto3 is not installed"
-    return publish, ""
+    return publish_report, ""
 
 
-def _notify_policy(text: str) -> str:
-    policy = text.lower()
-    if policy == "change":
-        raise ConfigurationError("input notify: change needs the state the Lambda keeps in DynamoDB; "
-                                 "the Action keeps none (use always or stale)")
-    if policy not in NOTIFY_POLICIES:
-        raise ConfigurationError(f"input notify: expected one of {', '.join(NOTIFY_POLICIES)}, got {text!r}")
-    return policy
-
-
-def deliver(commands: Commands, report: Report, topic_arn: str, policy: str, load_publisher, stdout) -> int:
+def deliver(commands: Commands, report: Report, values: Mapping[str, object], load_publisher, stdout) -> int:
     """Publish per the notify policy; a failed delivery is an error line and exit 2 or 3, never silent."""
+    topic_arn, policy = values["sns_topic_arn"], values["notify"]
     if not topic_arn:
         return EXIT_OK
-    if policy == "stale" and report.status == "ok":
-        stdout.write("SNS: nothing stale or errored, nothing published (notify: stale)\n")
+    decision = decide(policy, report.status)
+    if not decision.notify:
+        stdout.write(f"SNS: {decision.reason}, nothing published (notify: {policy})\n")
         return EXIT_OK
     publish, why_not = load_publisher()
     if publish is None:
@@ -347,7 +312,8 @@ def deliver(commands: Commands, report: Report, topic_arn: str, policy: str, loa
                        f"({why_not}); the report was not published", title="spyglass")
         return EXIT_OK
     try:
-        delivery = publish(report, topic_arn=topic_arn)
+        bucket = {"bucket": values["report_bucket"], "prefix": values["report_prefix"]} if values["report_bucket"] else {}
+        delivery = publish(report, topic_arn=topic_arn, **bucket)
     except ConfigurationError as exc:
         commands.issue("error", f"SNS delivery: configuration error: {exc}", title="spyglass")
         return EXIT_CONFIG
@@ -365,16 +331,17 @@ def main(env: Mapping[str, str] | None = None, *, stdout=None, stderr=None, home
          scan: Scan = run_scan, load_publisher=load_sns_publisher) -> int:
     env = os.environ if env is None else env
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
-    inputs = read_inputs(env)
     commands = Commands(stdout)
-    for value in mask_values(inputs):
+    for value in mask_values(read_inputs(env)):
         commands.mask(value)
-    logs.configure("debug" if env.get("RUNNER_DEBUG") == "1" else "warning", stream=stderr)
+    debug = env.get("RUNNER_DEBUG") == "1"
+    logs.configure("debug" if debug else "warning", stream=stderr)
     files = SecretFiles(_runner_temp(env))
-    log.debug("secret inputs go to %s", files.folder)
     try:
-        return _run(inputs, files, commands, env=env, stdout=stdout, home=home or Path.home(), scan=scan,
-                    load_publisher=load_publisher)
+        values = read_settings(env, home or Path.home())
+        logs.configure("debug" if debug else values["log_level"], values["log_format"], stream=stderr)
+        log.debug("secret inputs go to %s", files.folder)
+        return _run(values, files, commands, env=env, stdout=stdout, scan=scan, load_publisher=load_publisher)
     except ConfigurationError as exc:
         return _fail(commands, env, stdout, EXIT_CONFIG, f"configuration error: {files.describe(str(exc))}")
     except DaemonError as exc:
@@ -385,33 +352,34 @@ def main(env: Mapping[str, str] | None = None, *, stdout=None, stderr=None, home
         files.remove()
 
 
-def _run(inputs, files: SecretFiles, commands: Commands, *, env, stdout, home: Path, scan: Scan,
+def _run(values: Mapping[str, object], files: SecretFiles, commands: Commands, *, env, stdout, scan: Scan,
          load_publisher) -> int:
-    config = scan_config(inputs, files, env=env, home=home)
-    fail_on = {"stale": _bool("fail-on-stale", inputs["fail-on-stale"]),
-               "errors": _bool("fail-on-error", inputs["fail-on-error"])}
-    policy = _notify_policy(inputs["notify"])
-    report = scan(config, env=env, home=home)
-    report_path = write_report_file(env, report)
+    config = build_scan_config(values, files)
+    token_store = None
+    if values["token_cache"]:
+        from handler.aws.dynamodb import token_store_for_table  # boto3 only when asked for
+        token_store = token_store_for_table(values["token_cache"])
+    report = scan(config, token_store=token_store)
+    report_path = write_report_file(env, report, values["report_file"])
     write_outputs(env.get("GITHUB_OUTPUT"), output_values(report, report_path))
     write_summary(env, render_markdown(report), stdout)
+    render = {"json": render_json, "text": render_text, "markdown": render_markdown}[values["output"]]
     with commands.verbatim("spyglass report") as write:
-        write(render_text(report))
+        write(render(report))
     annotate(commands, report)
-    delivered = deliver(commands, report, inputs["sns-topic-arn"], policy, load_publisher, stdout)
-    return _verdict(commands, report, fail_on) or delivered
+    delivered = deliver(commands, report, values, load_publisher, stdout)
+    return _verdict(commands, report, values) or delivered
 
 
-def _verdict(commands: Commands, report: Report, fail_on: Mapping[str, bool]) -> int:
+def _verdict(commands: Commands, report: Report, values: Mapping[str, object]) -> int:
     summary = report.summary
-    if fail_on["stale"] and summary["stale"]:
+    reason = found(summary, fail_on_stale=values["fail_on_stale"], fail_on_error=values["fail_on_error"])
+    if reason == "stale":
         commands.issue("error", f"{_count(summary['stale'])} stale and fail-on-stale is true", title="spyglass")
-        return EXIT_FOUND
-    if fail_on["errors"] and summary["errors"]:
+    elif reason == "errors":
         commands.issue("error", f"{_count(summary['errors'])} could not be checked and fail-on-error is true",
                        title="spyglass")
-        return EXIT_FOUND
-    return EXIT_OK
+    return EXIT_FOUND if reason else EXIT_OK
 
 
 def _count(n: int) -> str:

@@ -1,17 +1,18 @@
 """Composition: settings in, a wired scan out. Every entry point (CLI, Lambda, Action) goes through here.
 
-The environment is read by the entry points and arrives as values; this module
-builds the engine's collaborators (TLS policy, HTTP pools, keychain, token
-cache, daemon client) and makes the one delegating call.
+The entry points read flags, inputs, events and the environment through
+handler.settings and hand this module resolved values only (it never reads the
+environment); it builds the engine's collaborators (TLS policy, HTTP pools,
+keychain, token cache, daemon client) and makes the one delegating call.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Mapping
 
-from engine.authn import DockerConfigKeychain, default_config_dir
+from engine.authn import ANONYMOUS_KEYCHAIN, DockerConfigKeychain, Keychain
 from engine.clock import Clock, SystemClock
 from engine.daemon import DaemonSettings, DockerDaemon
 from engine.errors import ConfigurationError
@@ -24,9 +25,6 @@ from engine.tokens import MemoryTokenCache, TokenStore
 from engine.transport import HttpPools
 
 log = logging.getLogger("spyglass")
-
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
-
 
 @dataclass(frozen=True)
 class ScanConfig:
@@ -43,21 +41,27 @@ class ScanConfig:
     timeout: float | None = None
 
 
-def daemon_settings(env: Mapping[str, str], home: Path, *, host: str | None = None,
-                    tls_verify: bool | None = None, ca: str | None = None, cert: str | None = None,
-                    key: str | None = None, timeout: float = 30.0) -> DaemonSettings:
-    """Docker CLI rules: flags over DOCKER_HOST / DOCKER_TLS_VERIFY / DOCKER_CERT_PATH (default ~/.docker)."""
-    host = host or env.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
-    if tls_verify is None:
-        tls_verify = env.get("DOCKER_TLS_VERIFY", "") not in ("", "0", "false")
-    cert_dir = Path(env.get("DOCKER_CERT_PATH") or home / ".docker")
-    ca = ca or _existing(cert_dir / "ca.pem")
-    cert = cert or _existing(cert_dir / "cert.pem")
-    key = key or _existing(cert_dir / "key.pem")
+def scan_config(values: Mapping[str, object], daemon: DaemonSettings, **overrides) -> ScanConfig:
+    """A ScanConfig from resolved settings (handler.settings names them as ScanConfig does); overrides win."""
+    given = {f.name: values[f.name] for f in fields(ScanConfig) if f.name in values and f.name != "daemon"}
+    given.update(overrides)
+    for name in ("names", "insecure_registries"):
+        given[name] = tuple(given.get(name) or ())
+    return ScanConfig(daemon=daemon, **given)
+
+
+def daemon_settings(host: str, *, tls_verify: bool = False, ca: str | None = None, cert: str | None = None,
+                    key: str | None = None, cert_dir: Path | None = None, timeout: float = 30.0) -> DaemonSettings:
+    """Docker CLI rules: explicit files over ca.pem, cert.pem and key.pem in cert_dir ($DOCKER_CERT_PATH)."""
+    if cert_dir is not None:
+        ca = ca or _existing(cert_dir / "ca.pem")
+        cert = cert or _existing(cert_dir / "cert.pem")
+        key = key or _existing(cert_dir / "key.pem")
     if host.startswith("unix://") or host.startswith("npipe://"):
         return DaemonSettings(host=host, timeout=timeout)
     if tls_verify and not ca:
-        raise ConfigurationError(f"TLS verification asked for {host}, but no CA file (ca.pem in {cert_dir})")
+        where = f" (ca.pem in {cert_dir})" if cert_dir is not None else ""
+        raise ConfigurationError(f"TLS verification asked for {host}, but no CA file{where}")
     if bool(cert) != bool(key):
         raise ConfigurationError(f"client certificate for {host}: both cert and key are needed")
     if cert and not tls_verify:
@@ -85,14 +89,26 @@ def tls_policy(config: ScanConfig) -> TLSPolicy:
     return TLSPolicy(extra_ca_pem=extra, insecure_hosts=frozenset(insecure))
 
 
-def keychain(config: ScanConfig, env: Mapping[str, str], home: Path) -> DockerConfigKeychain:
-    path = Path(config.docker_config) if config.docker_config else default_config_dir(env, home)
+def keychain(config: ScanConfig) -> Keychain:
+    """The docker config's credentials; no config named, no credentials."""
+    if not config.docker_config:
+        return ANONYMOUS_KEYCHAIN
+    path = Path(config.docker_config)
     if path.is_dir() or not path.suffix:
         path = path / "config.json"
     return DockerConfigKeychain.from_file(path)
 
 
-def run_scan(config: ScanConfig, *, env: Mapping[str, str], home: Path, progress: Progress | None = None,
+def write_json_report(path: Path, text: str) -> None:
+    """The JSON report into a file the user named; a failure is a configuration error naming the file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"write report {path}: {exc.strerror or exc}") from None
+
+
+def run_scan(config: ScanConfig, *, progress: Progress | None = None,
              clock: Clock | None = None, pools: HttpPools | None = None,
              token_store: TokenStore | None = None, keychain_wrapper=None) -> Report:
     """Everything a scan needs, built from config; ConfigurationError before any network call.
@@ -103,7 +119,7 @@ def run_scan(config: ScanConfig, *, env: Mapping[str, str], home: Path, progress
     clock = clock or SystemClock()
     # Pools passed in (a warm Lambda's) already carry the TLS policy they were built with.
     pools = pools or HttpPools(tls_policy(config), maxsize=config.concurrency)
-    credentials = keychain(config, env, home)
+    credentials = keychain(config)
     if keychain_wrapper is not None:
         credentials = keychain_wrapper(credentials)
     options = ScanOptions(

@@ -22,6 +22,7 @@ import threading
 from dataclasses import dataclass
 
 from engine.clock import Clock, SystemClock
+from engine.errors import ConfigurationError
 from engine.tokens import Token, TokenKey
 from handler.aws.clients import aws_errors, error_code
 
@@ -148,12 +149,19 @@ def _token(item: dict | None) -> Token | None:
 
 
 def token_store_from_spec(spec: str, *, clients=None, clock: Clock | None = None) -> DynamoTokenStore | None:
-    """For the CLI's --token-cache: None for memory, a store for dynamodb:TABLE."""
-    from handler.aws.clients import AwsClients
-    from handler.aws.settings import parse_token_cache
+    """None for memory, a store for dynamodb:TABLE (TOKEN_CACHE's rule, handler.settings); ConfigurationError else."""
+    from handler.settings import BY_NAME
 
-    table = parse_token_cache(spec)
-    if not table:
-        return None
+    try:
+        table = BY_NAME["token_cache"].kind.parse(spec) if spec.strip() else ""
+    except ValueError as exc:
+        raise ConfigurationError(f"TOKEN_CACHE: {exc}") from None
+    return token_store_for_table(table, clients=clients, clock=clock) if table else None
+
+
+def token_store_for_table(table: str, *, clients=None, clock: Clock | None = None) -> DynamoTokenStore:
+    """The CLI's and the Action's --token-cache dynamodb:TABLE, once the settings named the table."""
+    from handler.aws.clients import AwsClients
+
     clients = clients or AwsClients()
     return DynamoTokenStore(table, client=clients.client("dynamodb"), clock=clock)

@@ -23,7 +23,6 @@ import os
 import sys
 import threading
 import uuid
-from pathlib import Path
 
 log = logging.getLogger("spyglass.lambda")
 
@@ -78,11 +77,10 @@ def handler(event, context):
 def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
     """One invocation with its environment and shared runtime passed in (tests call this)."""
     from engine.errors import ConfigurationError, SpyglassError
-    from handler.aws.settings import endpoint_for, settings_from_env
+    from handler.aws.settings import early_log_level, endpoint_for, settings_from_env
 
     request_id = getattr(context, "aws_request_id", "") or str(uuid.uuid4())
-    level = (env.get("SPYGLASS_LOG_LEVEL") or "info").lower()
-    with _json_logs(level, log_stream, {"request_id": request_id}):
+    with _json_logs(early_log_level(env), log_stream, {"request_id": request_id}):
         try:
             settings = settings_from_env(env)
             spec, correlation_id = endpoint_for(event, settings.endpoint)
@@ -139,9 +137,9 @@ def _scan(settings, spec, runtime: Runtime, budget: float | None):
         store = DynamoTokenStore(settings.token_table, client=runtime.clients.client("dynamodb"),
                                  clock=runtime.clock)
     started = runtime.clock.now()
-    with _scan_inputs(settings, spec, runtime, budget) as (config, home, wrapper):
+    with _scan_inputs(settings, spec, runtime, budget) as (config, wrapper):
         try:
-            report = run_scan(config, env={}, home=home, clock=runtime.clock,
+            report = run_scan(config, clock=runtime.clock,
                               pools=runtime.pools_for(config),
                               token_store=store, keychain_wrapper=wrapper)
         except DaemonError as exc:
@@ -152,9 +150,7 @@ def _scan(settings, spec, runtime: Runtime, budget: float | None):
 
 @contextlib.contextmanager
 def _scan_inputs(settings, spec, runtime: Runtime, budget: float | None):
-    """(ScanConfig, a private home folder, keychain wrapper); key material is gone when the block ends."""
-    import tempfile
-
+    """(ScanConfig, keychain wrapper); key material is gone when the block ends."""
     from handler.aws.ecr import EcrKeychain
     from handler.aws.secrets import fetch_docker_config, fetch_tls_material, private_cert_dir
     from handler.compose import ScanConfig, daemon_settings
@@ -164,7 +160,6 @@ def _scan_inputs(settings, spec, runtime: Runtime, budget: float | None):
     if settings.registry_auth_secret:
         registry_keychain = fetch_docker_config(settings.registry_auth_secret, secrets_client=secrets)
     with contextlib.ExitStack() as stack:
-        home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spyglass-home-")))
         tls = {}
         if spec.tls_secret:
             ssm = runtime.clients.client("ssm") if spec.tls_secret.startswith("ssm:") else None
@@ -173,14 +168,13 @@ def _scan_inputs(settings, spec, runtime: Runtime, budget: float | None):
             tls = {"tls_verify": True, "ca": str(folder / "ca.pem"), "cert": str(folder / "cert.pem"),
                    "key": str(folder / "key.pem")}
         timeout = 30.0 if budget is None else min(30.0, max(1.0, budget))
-        daemon = daemon_settings({}, home, host=spec.host, timeout=timeout, **tls)
+        daemon = daemon_settings(spec.host, timeout=timeout, **tls)  # no DOCKER_CERT_PATH: TLS from the secret
         config = ScanConfig(daemon=daemon, names=spec.names, include_stopped=spec.include_stopped,
                             label_enable=spec.label_enable, scope=spec.scope, registry_ca=settings.registry_ca,
-                            registry_ca_validate=bool(settings.registry_ca),
+                            registry_ca_validate=settings.registry_ca_validate,
                             insecure_registries=settings.insecure_registries,
-                            docker_config=str(home / "config.json"), concurrency=settings.concurrency,
-                            timeout=budget)
-        yield config, home, lambda default: EcrKeychain(registry_keychain or default, runtime.ecr_tokens)
+                            concurrency=settings.concurrency, timeout=budget)
+        yield config, lambda default: EcrKeychain(registry_keychain or default, runtime.ecr_tokens)
 
 
 def _deliver(settings, runtime: Runtime, report, scan_id: str, failure, context) -> dict:

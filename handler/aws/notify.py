@@ -1,4 +1,4 @@
-"""When a scan is worth a message: NOTIFY=always, stale or change.
+"""When a scan is worth a message: NOTIFY=always, stale or change (the policies: handler.outcome).
 
     always  every scan
     stale   when something is stale or errored (status stale or errors)
@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 
 from engine.report import ERROR, STALE, Report
+from handler.outcome import Decision, decide  # noqa: F401  # the Lambda's names for the one decision
 
-
-@dataclass(frozen=True)
-class Decision:
-    notify: bool
-    reason: str
+__all__ = ["Decision", "decide", "fingerprint"]
 
 
 def fingerprint(report: Report, *, endpoint_failed: bool = False) -> str:
@@ -30,16 +26,3 @@ def fingerprint(report: Report, *, endpoint_failed: bool = False) -> str:
     errors = sorted([c.name, c.reason or ""] for c in report.containers if c.status == ERROR)
     text = json.dumps({"stale": stale, "errors": errors, "endpoint_failed": endpoint_failed}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def decide(policy: str, status: str, current: str, last: str | None) -> Decision:
-    """Whether to publish; ``current`` and ``last`` are fingerprints (last None: never delivered)."""
-    if policy == "always":
-        return Decision(True, "always")
-    if policy == "stale":
-        return Decision(status != "ok", status if status != "ok" else "nothing stale or errored")
-    if last is None:
-        return Decision(True, "first report for this endpoint")
-    if current != last:
-        return Decision(True, "stale or errored containers changed")
-    return Decision(False, "unchanged since the last delivered report")

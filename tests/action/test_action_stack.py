@@ -36,7 +36,7 @@ def stack_inputs(stack, names=()) -> dict[str, str]:
         "registry-ca": Path(stack.registry_ca).read_text(),
         "docker-config": stack.docker_config.read_text(),
         "insecure-registries": stack.plain.address,
-        "names": " ".join(names),
+        "names": "\n".join(names),  # one rule for lists everywhere: commas or newlines, not spaces
     }
 
 
@@ -288,3 +288,19 @@ def test_action_yml_scan_step_runs_as_the_runner_would_run_it(stack, demo_fleet,
     assert done.returncode == 0, done.stdout + done.stderr
     assert parse_output_file(outputs.read_text())["status"] == "stale"
     assert summary.read_text().startswith("### 🟡 spyglass:")
+
+
+def test_the_inputs_the_action_gained_reach_the_scan(stack, demo_fleet, tmp_path):
+    """include-stopped, concurrency, report-file, output and log-level, from the settings table."""
+    report_file = tmp_path / "workspace" / "spyglass.json"
+    inputs = stack_inputs(stack, ["stopped", "web-1"]) | {
+        "include-stopped": "Yes", "concurrency": "2", "report-file": str(report_file), "output": "json",
+        "log-level": "debug"}
+    run = simulate(tmp_path, inputs)
+    assert run.code == 0, run.stdout + run.stderr
+    assert run.outputs["report-path"] == str(report_file)
+    report = json.loads(report_file.read_text())
+    assert {c["name"]: c["status"] for c in report["containers"]} == {"stopped": "fresh", "web-1": "fresh"}
+    logged = run.stdout[run.stdout.index("spyglass report"):]
+    assert '"containers"' in logged  # output: json prints the JSON report in the log group
+    assert "secret inputs go to" in run.stderr  # log-level: debug

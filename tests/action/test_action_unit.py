@@ -113,7 +113,10 @@ def test_an_unreachable_daemon_exits_3_with_an_error_line_and_a_summary(tmp_path
 
 @pytest.mark.parametrize("inputs, named", [
     ({"fail-on-stale": "maybe"}, "fail-on-stale"),
-    ({"label-enable": "yes"}, "label-enable"),
+    ({"label-enable": "ture"}, "label-enable"),  # yes/no, 1/0, on/off are booleans now, as everywhere
+    ({"concurrency": "0"}, "concurrency"),
+    ({"include-stopped": "maybe"}, "include-stopped"),
+    ({"token-cache": "redis:x"}, "token-cache"),
     ({"timeout": "soon"}, "timeout"),
     ({"timeout": "0"}, "timeout"),
     ({"docker-config": "auths: {}"}, "docker-config"),

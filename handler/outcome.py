@@ -1,0 +1,51 @@
+"""What a run ends with, the same in the CLI, the Action and the Lambda: exit codes and notify policies.
+
+    exit codes  0 the scan completed; 1 fail-on-stale / fail-on-error found what it looks for;
+                2 usage or configuration error; 3 the endpoint could not be scanned; 130 interrupted
+    policies    always  every scan is published
+                stale   only when something is stale or errored (status stale or errors)
+                change  only when the stale or errored set differs from the last delivered report;
+                        it needs the state the Lambda keeps in DynamoDB (handler/aws/notify.py
+                        computes the fingerprint it compares)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+EXIT_OK = 0
+EXIT_FOUND = 1
+EXIT_CONFIG = 2
+EXIT_UNREACHABLE = 3
+EXIT_INTERRUPTED = 130
+
+NOTIFY_POLICIES = ("always", "stale", "change")
+STATELESS_POLICIES = ("always", "stale")  # what a place without stored state (CLI, Action) can honour
+
+
+@dataclass(frozen=True)
+class Decision:
+    notify: bool
+    reason: str
+
+
+def decide(policy: str, status: str, current: str = "", last: str | None = None) -> Decision:
+    """Whether to publish; ``current`` and ``last`` are fingerprints (last None: never delivered)."""
+    if policy == "always":
+        return Decision(True, "always")
+    if policy == "stale":
+        return Decision(status != "ok", status if status != "ok" else "nothing stale or errored")
+    if last is None:
+        return Decision(True, "first report for this endpoint")
+    if current != last:
+        return Decision(True, "stale or errored containers changed")
+    return Decision(False, "unchanged since the last delivered report")
+
+
+def found(summary: Mapping[str, int], *, fail_on_stale: bool, fail_on_error: bool) -> str | None:
+    """Why the run exits EXIT_FOUND ("stale" or "errors"), or None."""
+    if fail_on_stale and summary["stale"]:
+        return "stale"
+    if fail_on_error and summary["errors"]:
+        return "errors"
+    return None
