@@ -187,12 +187,25 @@ class TokenCache(Kind):
         return table
 
 
+class DaemonAddress(Text):
+    """A daemon address as the docker CLI takes it: ``HOST:PORT`` alone means ``tcp://HOST:PORT``."""
+
+    def __init__(self) -> None:
+        super().__init__("URL", r"(tcp|unix|npipe|ssh)://\S+", "a daemon address (tcp://HOST:PORT or unix:///path)")
+
+    def parse(self, text: str) -> str:
+        value = text.strip()
+        if "://" not in value and re.fullmatch(r"[A-Za-z0-9.-]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}", value):
+            value = "tcp://" + value  # the docker CLI's default scheme
+        return super().parse(value)
+
+
 BOOL = Flag()
 LIST = Items()
 PATH = PathKind()
 TEXT = Text()
 # The docker SDK's schemes; the Lambda can reach tcp:// (unix:// is accepted, rarely useful there).
-HOST = Text("URL", r"(tcp|unix|npipe|ssh)://\S+", "a daemon address (tcp://HOST:PORT or unix:///path)")
+HOST = DaemonAddress()
 TABLE = Text("TABLE", r"[A-Za-z0-9_.-]{3,255}|arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/[A-Za-z0-9_.-]{3,255}",
              "a DynamoDB table name or ARN")
 
