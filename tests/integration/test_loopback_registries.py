@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -71,16 +72,26 @@ def test_a_loopback_registry_with_an_untrusted_certificate_is_a_tls_error_withou
         access, app = stack.secure.mark(), logfile.mark(stack.secure.app_log)
         # without --registry-ca the stack's CA is unknown: the registry's certificate is untrusted
         code, report, err = scan(stack, *without(stack.scan_args(), "--registry-ca"), "loop-secure")
-        handshakes = logfile.lines_since(stack.secure.app_log, app)
+        handshakes = _refused_handshakes_logged(stack.secure.app_log, app)
     finally:
         stack.daemon.admin.remove_container("loop-secure", force=True)
     assert code == 0, err
     (entry,) = report["containers"]
     assert (entry["status"], entry["reason"]) == ("error", "tls") and secure in entry["error"]
     assert stack.secure.requests_since(access) == []  # not one HTTP request reached it
-    refused = [line for line in handshakes if "TLS handshake error" in line]
-    assert refused, handshakes  # the registry saw our refused handshake(s)...
+    assert any("TLS handshake error" in line for line in handshakes), handshakes  # it saw our refusal...
     assert not [line for line in handshakes if "HTTP request to an HTTPS server" in line]  # ...and no http after
+
+
+def _refused_handshakes_logged(app_log: Path, mark: int, wait: float = 5.0) -> list[str]:
+    """The registry's log lines since mark, once our refused handshake is among them (the registry
+    writes that line after the scan has already moved on)."""
+    deadline = time.monotonic() + wait
+    while True:
+        lines = logfile.lines_since(app_log, mark)
+        if any("TLS handshake error" in line for line in lines) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
 
 
 def test_the_same_plain_registry_under_a_name_is_https_only_unless_named_insecure(stack, plain_fleet):
