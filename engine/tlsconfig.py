@@ -24,7 +24,7 @@ import json
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator
 
 import certifi
 
@@ -33,8 +33,8 @@ from .name import parse_registry
 
 _PEM_BEGIN = "-----BEGIN CERTIFICATE-----"
 _PEM_END = "-----END CERTIFICATE-----"
-_Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
-_Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _INSECURE_SYNTAX = "expected host, host:port, http(s)://host[:port], [IPv6]:port or a CIDR range such as 10.0.0.0/8"
 # OpenSSL's reason codes when the first bytes back are not a TLS record: the peer speaks something
 # else (a plain http server answers a ClientHello with "HTTP/1.1 400"). Certificate and alert
