@@ -1,11 +1,16 @@
 """Credentials per registry, from a docker config.json and credential helpers.
 
-For (registry, repository) the lookup follows docker:
+For (registry, repository) the lookup follows the docker CLI (cli/config):
   1. credHelpers names a helper for the registry: its answer is final.
-  2. credsStore is set: ask the store; when it knows nothing, go on to auths.
+  2. credsStore is set: its answer is final too. "credentials not found" means
+     anonymous, as docker reads it, not an error, and auths is not consulted
+     (docker keeps only an e-mail there once a store holds the secrets).
   3. auths: the most specific usable entry wins. A "host/path" key (as podman
      and skopeo write) covers repositories under that path and beats the
      host-level spellings ("host", "https://host", "https://host/v1/"...).
+     docker never writes such a key and reads one as a key for the whole host
+     (its legacy-URL normalisation): spyglass keeps the path's meaning, so that
+     two credentials can share a host (README, "How TLS and credentials work").
 Nothing here reads the environment; callers pass paths and values in.
 """
 from __future__ import annotations
@@ -39,6 +44,7 @@ __all__ = [
 _HELPER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # no "/": a name, never a path
 _TOKEN_USERNAME = "<token>"  # nosec B105 # helpers answer this username when Secret is an identity token
 _LEGACY_PATHS = frozenset({"v1", "v2"})  # "https://host/v1/" is the host, not a repository
+_NOT_FOUND = b"credentials not found in native keychain"  # docker-credential-helpers' fixed message
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ def run_credential_helper(name: str, server_url: str, *, runner=subprocess.run,
     except OSError as exc:
         raise ConfigurationError(f"run {subject}: cannot start {program}: {exc.strerror}") from exc
     if done.returncode != 0:
-        if b"credentials not found" in (done.stdout or b""):
+        if (done.stdout or b"").strip() == _NOT_FOUND:  # the helper protocol's one "nothing stored" answer
             return None
         raise ConfigurationError(f"run {subject}: exited with status {done.returncode}")
     return _helper_answer(done.stdout, subject, name)
@@ -228,9 +234,7 @@ class DockerConfigKeychain:
         if helper is not None:
             return self._ask(helper, registry.credential_key)
         if self._store:
-            found = self._ask(self._store, registry.credential_key)
-            if found is not None:
-                return found
+            return self._ask(self._store, registry.credential_key)
         return next((cred for key, cred in self._auths
                      if cred.usable and key.covers(registry, repository)), None)
 

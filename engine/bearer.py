@@ -1,7 +1,8 @@
 """The distribution token exchange: credentials (or none) for a bearer token covering some scopes.
 
 Before anything is sent the realm is checked: credentials never go to a realm
-over plain http unless the registry was named insecure, and a realm on a
+over plain http unless the registry was named insecure, or both the registry
+and the realm are on loopback (where docker allows plain http), and a realm on a
 loopback, link-local or cloud-metadata address is refused unless the registry
 itself is on such an address (a hostile registry could otherwise aim us at
 internal services).
@@ -18,6 +19,7 @@ from .challenge import Challenge
 from .clock import Clock
 from .errors import RegistryError, UnauthorizedError
 from .status import raise_for_status
+from .tlsconfig import is_loopback
 from .tokens import DEFAULT_EXPIRES_IN, Token
 from .transport import HttpPools, internal_host, shown_url, valid_host
 
@@ -42,10 +44,11 @@ def check_realm(realm: str, *, registry_host: str, insecure: bool, sends_credent
         raise UnauthorizedError(f"{operation}: realm is not an http(s) URL", registry=registry_host)
     if not valid_host(parts.hostname):
         raise UnauthorizedError(f"{operation}: realm host is not a host name or an address", registry=registry_host)
-    if parts.scheme == "http" and sends_credentials and not insecure:
+    registry_name = urlsplit(f"//{registry_host}").hostname or registry_host
+    on_loopback = is_loopback(registry_name) and is_loopback(parts.hostname)
+    if parts.scheme == "http" and sends_credentials and not (insecure or on_loopback):
         raise UnauthorizedError(f"{operation}: refusing to send credentials over plain http (name the registry "
                                 "with --insecure-registry to allow it)", registry=registry_host)
-    registry_name = urlsplit(f"//{registry_host}").hostname or registry_host
     if internal_host(parts.hostname) and not internal_host(registry_name):
         raise UnauthorizedError(f"{operation}: realm points at an internal address while the registry does not",
                                 registry=registry_host)

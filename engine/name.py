@@ -37,10 +37,14 @@ DOCKER_HUB_CREDENTIAL_KEY = "https://index.docker.io/v1/"
 # What users write for Docker Hub; all of them mean the one logical registry.
 _HUB_ALIASES = frozenset({DOCKER_HUB, "index.docker.io", DOCKER_HUB_HOST})
 _OFFICIAL_PREFIX = "library/"
-_NAME_MAX = 255  # registry + "/" + repository, as the distribution spec limits it
-# Longest input that could still be valid (name, ":" tag, "@sha512:" hex); checking
+# The repository path alone, without the domain: distribution's reference grammar
+# (RepositoryNameTotalLengthMax, checked against the path since 2024).
+_PATH_MAX = 255
+# The grammar sets no limit on a domain; a DNS name has at most 253 characters, then a port.
+_DOMAIN_MAX = 253 + len(":65535")
+# Longest input that could still be valid (domain "/" path, ":" tag, "@sha512:" hex); checking
 # it first bounds the work done on hostile input.
-_INPUT_MAX = _NAME_MAX + 1 + 128 + 1 + len("sha512:") + 128
+_INPUT_MAX = _DOMAIN_MAX + 1 + _PATH_MAX + 1 + 128 + 1 + len("sha512:") + 128
 
 # Separators are written as non-empty alternatives ("-+", not the spec's "[-]*"):
 # the same language, but without the nested quantifier that backtracks exponentially.
@@ -151,12 +155,15 @@ def parse_repo_digest(text: str) -> Reference:
         raise InvalidReferenceError(f"parse repo digest {_quote(text)}: {why}") from None
 
 
-def parse_registry(text: str) -> Registry:
-    """Parse "HOST[:PORT]" as written in --insecure-registry or config.json keys."""
+def parse_registry(text: str, *, operation: str = "") -> Registry:
+    """Parse "HOST[:PORT]" as written in --insecure-registry or config.json keys.
+
+    The error reads "operation: why", "parse registry TEXT: why" by default.
+    """
     try:
         return Registry(_registry_name(_checked_text(text)))
     except _Rejected as why:
-        raise InvalidReferenceError(f"parse registry {_quote(text)}: {why}") from None
+        raise InvalidReferenceError(f"{operation or 'parse registry ' + _quote(text)}: {why}") from None
 
 
 # A pure function of its input, and a fleet repeats the same few references and RepoDigests
@@ -212,8 +219,8 @@ def _split_name(name: str) -> tuple[Registry, str]:
     if registry.name == DOCKER_HUB and "/" not in remainder:
         remainder = _OFFICIAL_PREFIX + remainder
     _check_repository(remainder)
-    if len(registry.name) + 1 + len(remainder) > _NAME_MAX:
-        raise _Rejected(f"repository name longer than {_NAME_MAX} characters")
+    if len(remainder) > _PATH_MAX:
+        raise _Rejected(f"repository path longer than {_PATH_MAX} characters")
     return registry, remainder
 
 

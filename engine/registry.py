@@ -107,7 +107,8 @@ class RegistryClient:
         self._planned = frozenset(repositories)
         self._jitter = sleep_jitter
         address = urlsplit(f"//{registry.host}")
-        self._insecure = pools.tls.mode_for(address.hostname or registry.host, address.port) is TLSMode.INSECURE
+        self._tls_mode = pools.tls.mode_for(address.hostname or registry.host, address.port)
+        self._insecure = self._tls_mode is TLSMode.INSECURE
         self._lock = threading.RLock()
         self._ping: Ping | None = None
         self._ping_error: RegistryError | None = None
@@ -311,7 +312,7 @@ class RegistryClient:
             if self._ping is None and self._ping_error is None:
                 try:
                     self._ping = self._retried("ping", f"ping {self.registry.host}", lambda: ping(
-                        self._pools, self.registry.host, insecure=self._insecure, timeout=self._deadline.remaining()))
+                        self._pools, self.registry.host, mode=self._tls_mode, timeout=self._deadline.remaining()))
                 except RegistryError as exc:
                     self._ping_error = exc
             if self._ping_error is not None:

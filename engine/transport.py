@@ -40,7 +40,7 @@ from urllib3.exceptions import (
 from urllib3.util.wait import wait_for_read
 
 from .errors import RegistryError, RegistryTimeoutError, TLSError, TransportError, redact_url
-from .tlsconfig import TLSMode, TLSPolicy
+from .tlsconfig import TLSPolicy
 from .version import user_agent
 
 USER_AGENT = user_agent()
@@ -179,9 +179,9 @@ class HttpPools:
         raise RegistryError(f"{operation}: more than {MAX_REDIRECTS} redirects")
 
     def _check_redirect(self, target: str, source: str, operation: str) -> None:
-        """A redirect is no way around TLS (plain http only toward a host named insecure), nor inward."""
+        """A redirect is no way around TLS (plain http only toward a host whose mode allows it), nor inward."""
         scheme, host, port = _split(target)
-        if scheme == "http" and self._tls.mode_for(host, port) is TLSMode.VERIFY:
+        if scheme == "http" and not self._tls.mode_for(host, port).allows_plain_http:
             raise RegistryError(f"{operation}: refusing a redirect to plain http ({shown_url(target)})")
         if internal_host(host) and not internal_host(_split(source)[1]):
             raise RegistryError(f"{operation}: refusing a redirect to an internal address ({shown_url(target)})")
@@ -209,7 +209,7 @@ class HttpPools:
         return Response(status=raw.status, headers=raw.headers, body=data, url=url)
 
     def _pool(self, scheme: str, host: str, port: int) -> urllib3.HTTPConnectionPool:
-        verify = scheme == "https" and self._tls.mode_for(host, port) is TLSMode.VERIFY
+        verify = scheme == "https" and self._tls.mode_for(host, port).verifies
         key = (scheme, host, port, verify)
         with self._lock:
             pool = self._pools.get(key)

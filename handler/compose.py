@@ -16,11 +16,10 @@ from engine.authn import ANONYMOUS_KEYCHAIN, DockerConfigKeychain, Keychain
 from engine.clock import Clock, SystemClock
 from engine.daemon import DaemonSettings, DockerDaemon
 from engine.errors import ConfigurationError
-from engine.name import parse_registry
 from engine.report import Report
 from engine.scan import Progress, ScanOptions, scan
 from engine.selection import Selection, normalise_names
-from engine.tlsconfig import TLSPolicy, read_ca_bundle
+from engine.tlsconfig import TLSPolicy, parse_insecure_registry, read_ca_bundle
 from engine.tokens import MemoryTokenCache, TokenStore
 from engine.transport import HttpPools
 
@@ -81,12 +80,10 @@ def tls_policy(config: ScanConfig) -> TLSPolicy:
             if config.registry_ca_validate:
                 raise
             log.warning("%s; continuing with the default trust store only", exc)
-    insecure = []
-    for name in config.insecure_registries:
-        registry = parse_registry(name.strip())
-        log.warning("registry %s is named insecure: plain http or unverified TLS allowed for it", registry.name)
-        insecure.append(registry.name)
-    return TLSPolicy(extra_ca_pem=extra, insecure_hosts=frozenset(insecure))
+    insecure = tuple(parse_insecure_registry(text) for text in config.insecure_registries)
+    for entry in insecure:
+        log.warning("registry %s is named insecure: plain http or unverified TLS allowed for it", entry)
+    return TLSPolicy(extra_ca_pem=extra, insecure=insecure)
 
 
 def keychain(config: ScanConfig) -> Keychain:

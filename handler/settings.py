@@ -306,7 +306,8 @@ SETTINGS: tuple[Setting, ...] = (
             "only)", (CLI, ACTION, LAMBDA), default="false", defaults={ACTION: "true", LAMBDA: "true"},
             flags=("--registry-ca-validate",), env="SPYGLASS_REGISTRY_CA_VALIDATE",
             action_input="registry-ca-validate", group=REGISTRIES),
-    Setting("insecure_registries", LIST, "registries (HOST[:PORT]) allowed unverified TLS, then plain http",
+    Setting("insecure_registries", LIST, "registries allowed unverified TLS, then plain http, as dockerd's "
+            "insecure-registries: HOST[:PORT], http(s)://HOST[:PORT], [IPv6]:PORT or a CIDR range",
             (CLI, ACTION, LAMBDA), flags=("--insecure-registry",), env="SPYGLASS_INSECURE_REGISTRIES",
             action_input="insecure-registries", group=REGISTRIES, metavar="HOST[:PORT]"),
     Setting("docker_config", PATH, "docker config.json (or its folder) with registry credentials",

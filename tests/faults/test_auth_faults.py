@@ -51,9 +51,17 @@ def test_a_hostile_challenge_is_unauthorized_for_that_registry_only(world, value
     assert result.seconds < 10
 
 
+def _not_written_as_loopback(world) -> str:
+    """A name for this machine that is no loopback literal: plain http toward it needs --insecure-registry
+    (between loopback addresses docker allows it, see the loopback tests below)."""
+    if not world.host_name:
+        pytest.skip("this machine's name does not resolve to loopback only")
+    return world.host_name
+
+
 def test_credentials_never_go_to_a_realm_over_plain_http(world):
     with world.trap(tls=False) as trap:
-        realm = f"http://127.0.0.1:{trap.port}/token"
+        realm = f"http://{_not_written_as_loopback(world)}:{trap.port}/token"
         with world.proxy.rules(Rule(REGISTRY_401, _challenging(f'Bearer realm="{realm}",service="{SERVICE}"'))):
             result = world.scan()
         assert trap.accepted == 0
@@ -63,7 +71,7 @@ def test_credentials_never_go_to_a_realm_over_plain_http(world):
 
 def test_a_realm_url_carrying_secrets_is_redacted_in_errors(world):
     with world.trap(tls=False) as trap:
-        realm = f"http://spy:hunter2@127.0.0.1:{trap.port}/token?password=hunter2&token=hunter2"
+        realm = f"http://spy:hunter2@{_not_written_as_loopback(world)}:{trap.port}/token?password=hunter2&token=hunter2"
         with world.proxy.rules(Rule(REGISTRY_401, _challenging(f'Bearer realm="{realm}"'))):
             result = world.scan()
         assert trap.accepted == 0
@@ -116,12 +124,37 @@ def test_a_redirect_to_another_host_never_carries_the_authorization_header(world
 
 def test_a_redirect_to_plain_http_is_refused(world):
     with world.trap(tls=False) as trap:
-        target = f"http://127.0.0.1:{trap.port}/v2/faults/target/manifests/1"
+        target = f"http://{_not_written_as_loopback(world)}:{trap.port}/v2/faults/target/manifests/1"
         with world.proxy.rules(Rule(TARGET_HEAD, redirect(target))):
             result = world.scan()
         assert trap.accepted == 0
     world.check(result, {"f-target": "registry-error"})
     assert "plain http" in result.by_name()["f-target"]["error"]
+
+
+# Between loopback addresses docker allows plain http; traffic there never leaves the machine.
+
+def test_a_loopback_registry_may_send_credentials_to_a_loopback_realm_over_plain_http(world):
+    with world.trap(tls=False) as trap:
+        realm = f"http://127.0.0.1:{trap.port}/token"
+        with world.proxy.rules(Rule(REGISTRY_401, when_host("127.0.0.1", _challenging(
+                f'Bearer realm="{realm}",service="{SERVICE}"')))):
+            world.scan()
+        asked = trap.seen("^GET /token")
+    assert asked and all(r.headers["authorization"].startswith("Basic ") for r in asked)
+
+
+def test_a_redirect_from_a_loopback_registry_to_plain_http_on_loopback_is_followed(world):
+    digest = _digest_of_target(world)
+    found = respond(200, {"Docker-Content-Digest": digest,
+                          "Content-Type": "application/vnd.docker.distribution.manifest.v2+json"})
+    with world.trap(tls=False, answer=found) as trap:
+        target = f"http://127.0.0.1:{trap.port}/v2/faults/target/manifests/1"
+        with world.proxy.rules(Rule(TARGET_HEAD, when_host("127.0.0.1", redirect(target)))):
+            result = world.scan()
+        (followed,) = trap.records
+    assert result.by_name()["f-target"]["status"] == "fresh"
+    assert "authorization" not in followed.headers  # another origin: the token stays behind
 
 
 @pytest.mark.parametrize("status", [301, 302, 307, 308])

@@ -90,12 +90,6 @@ def test_without_the_registry_ca_the_secure_registry_is_a_tls_error_and_the_rest
     assert containers["plain"]["status"] == "fresh"
 
 
-def test_a_plain_registry_not_named_insecure_is_not_used_over_http(stack, demo_fleet):
-    code, report, _ = scan(stack, "plain", drop_args=("--insecure-registry",))
-    plain = by_name(report)["plain"]
-    assert plain["status"] == "error" and plain["reason"] in ("tls", "registry-error")
-
-
 def test_a_private_repository_without_credentials_is_unauthorized(stack, demo_fleet, tmp_path):
     empty = tmp_path / "config.json"
     empty.write_text("{}")

@@ -78,6 +78,7 @@ AUTHS_CASES = [
     ({"registry.example.com/team": entry("team")}, REG, "team/sub/app", "team"),
     ({"registry.example.com/team": entry("team")}, REG, "team", "team"),
     ({"registry.example.com/team": entry("team")}, REG, "teamx/app", None),
+    ({"other.example.com/team": entry("other")}, REG, "team/app", None),
     ({"registry.example.com/team": entry("team"), "registry.example.com": entry("host")}, REG, "teamx/app", "host"),
     ({"registry.example.com/team": entry("team"), "registry.example.com/team/sub": entry("sub")},
      REG, "team/sub/app", "sub"),
@@ -231,11 +232,12 @@ def test_creds_store_comes_before_auths():
     assert username(keychain) == "store"
 
 
-def test_creds_store_without_an_answer_falls_back_to_auths():
+def test_creds_store_without_an_answer_is_anonymous_as_in_docker():
+    # docker's native store overwrites what auths holds with the store's (empty) answer
     keychain = DockerConfigKeychain.from_mapping(
-        {"credsStore": "desktop", "auths": {"registry.example.com/team": entry("file")}},
+        {"credsStore": "desktop", "auths": {"registry.example.com": entry("file")}},
         helper_runner=FakeHelpers({}))
-    assert username(keychain) == "file"
+    assert username(keychain) is None
 
 
 def test_helper_answers_are_remembered_per_helper_and_server():
@@ -419,6 +421,49 @@ def test_real_helper_executable_found_on_path(tmp_path):
     assert run_credential_helper("test", "registry.example.com", runner=runner) == Credential(
         "robot", "from-script", source='credential helper "test"')
     assert run_credential_helper("test", "other.example.com", runner=runner) is None
+
+
+STORE_SCRIPT = """#!/bin/sh
+server=$(cat)
+case "$server" in
+  registry.example.com) printf '{"ServerURL":"%s","Username":"robot","Secret":"from-store"}' "$server" ;;
+  broken.example.com) echo "error getting credentials: keychain locked"; exit 1 ;;
+  chatty.example.com) echo "credentials not found in native keychain, try docker login"; exit 1 ;;
+  *) echo "credentials not found in native keychain"; exit 1 ;;
+esac
+"""
+
+
+@pytest.fixture
+def store_keychain(tmp_path):
+    """A keychain whose credsStore is a real helper script on PATH, with a credential in auths too."""
+    script = tmp_path / "docker-credential-fake-store"
+    script.write_text(STORE_SCRIPT)
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    path = f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"
+    runner = functools.partial(run_credential_helper, runner=functools.partial(subprocess.run, env={"PATH": path}))
+    return DockerConfigKeychain.from_mapping(
+        {"credsStore": "fake-store", "auths": {"other.example.com": entry("file"), "registry.example.com": {}}},
+        helper_runner=runner)
+
+
+def test_a_store_that_holds_the_registry_answers(store_keychain):
+    assert username(store_keychain) == "robot"
+
+
+def test_a_store_that_answers_not_found_means_anonymous_not_an_error(store_keychain):
+    assert store_keychain.resolve(Registry("other.example.com"), "team/app") is None  # auths is not consulted
+
+
+def test_a_store_that_fails_is_a_configuration_error(store_keychain):
+    with pytest.raises(ConfigurationError, match='credential helper "fake-store" .* exited with status 1'):
+        store_keychain.resolve(Registry("broken.example.com"), "app")
+
+
+def test_only_the_exact_not_found_message_means_not_found(store_keychain):
+    # as docker-credential-helpers' client compares it: anything else from a failed helper is a failure
+    with pytest.raises(ConfigurationError, match="exited with status 1"):
+        store_keychain.resolve(Registry("chatty.example.com"), "app")
 
 
 # --- Credential -------------------------------------------------------------------------

@@ -115,8 +115,9 @@ INVALID = [
     ("[fe80::1%eth0]/a", "invalid IPv6"),
     ("[::1]x/a", "invalid registry port"),
     ("[::1]:5000", "invalid repository"),
-    ("host.com/" + "a" * 247, "longer than 255"),
-    ("x" * 600, "longer than"),
+    ("host.com/" + "a" * 256, "repository path longer than 255"),
+    ("host.com/" + "/".join(["a" * 127] * 2) + "/b", "repository path longer than 255"),
+    ("x" * 1000, "longer than"),
 ]
 
 
@@ -127,12 +128,22 @@ def test_rejects_invalid_reference(text, why):
     assert why in str(info.value)
 
 
-def test_name_length_limit_counts_registry_and_repository():
-    repository = "a" * (255 - len("host.com/"))
-    assert parse_reference(f"host.com/{repository}").repository == repository
-    # docker.io/library/ counts too, though the user did not write it
-    with pytest.raises(InvalidReferenceError, match="255"):
-        parse_reference("a" * (255 - len("docker.io/library/") + 1))
+LONG_DOMAIN = ".".join(["d" * 60] * 4) + ".com:5000"  # 252 characters, no limit of its own in the grammar
+
+
+@pytest.mark.parametrize("text, repository", [
+    (f"{LONG_DOMAIN}/app:1", "app"),  # 256 with the domain: the limit is the path's alone
+    (f"{LONG_DOMAIN}/{'a' * 255}", "a" * 255),
+    ("host.com/" + "a" * 255, "a" * 255),
+    ("a" * (255 - len("library/")), "library/" + "a" * (255 - len("library/"))),
+])
+def test_the_length_limit_counts_the_repository_path_only(text, repository):
+    assert parse_reference(text).repository == repository
+
+
+def test_the_path_limit_counts_the_library_prefix_docker_adds():
+    with pytest.raises(InvalidReferenceError, match="repository path longer than 255"):
+        parse_reference("a" * (255 - len("library/") + 1))
 
 
 def test_error_message_quotes_and_escapes_the_input():

@@ -13,7 +13,7 @@ from engine.errors import NotFoundError, RateLimitedError, RegistryError, TLSErr
 from engine.mediatypes import DOCKER_MANIFEST, OCI_INDEX
 from engine.name import parse_registry
 from engine.registry import MAX_SCOPE_CHARS, MAX_SCOPES_PER_TOKEN, RegistryClient, scope_chunks
-from engine.tlsconfig import TLSPolicy
+from engine.tlsconfig import TLSPolicy, parse_insecure_registry
 from tests.unit.fakes import TablePools
 
 REGISTRY = parse_registry("reg.example:5000")
@@ -231,7 +231,7 @@ def test_an_insecure_registry_opens_its_connections_once_the_ping_found_its_sche
             raise TLSError("ping reg.example:5000: TLS failed (wrong version number)")
         return 200, {}, b""
 
-    pools = TablePools([("GET", "/v2/", ping)], tls=TLSPolicy(insecure_hosts=frozenset({"reg.example:5000"})))
+    pools = TablePools([("GET", "/v2/", ping)], tls=TLSPolicy(insecure=(parse_insecure_registry("reg.example:5000"),)))
     client(pools).handshake(connections=3)
     assert [r["url"] for r in pools.requests] == ["https://reg.example:5000/v2/", "http://reg.example:5000/v2/"]
     assert pools.opened == [("http://reg.example:5000", 2)]
