@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from .challenge import Challenge, parse_challenges
 from .errors import RegistryTimeoutError, TransportError
 from .status import raise_for_status
-from .transport import HttpPools
+from .transport import Request, Transport
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Ping:
     challenges: tuple[Challenge, ...]  # empty when the registry let us in anonymously
 
 
-def ping(pools: HttpPools, host: str, *, insecure: bool, timeout: float | None = None) -> Ping:
+def ping(transport: Transport, host: str, *, insecure: bool, timeout: float | None = None) -> Ping:
     """Find a working scheme for host and its auth challenges.
 
     An insecure host is tried over https without verification first (as docker
@@ -31,8 +31,8 @@ def ping(pools: HttpPools, host: str, *, insecure: bool, timeout: float | None =
     for scheme in schemes:
         base = f"{scheme}://{host}"
         try:
-            response = pools.request("GET", f"{base}/v2/", timeout=timeout, max_body=64 * 1024,
-                                     operation=f"ping {host}")
+            response = transport.round_trip(Request("GET", f"{base}/v2/", timeout=timeout, max_body=64 * 1024,
+                                                    operation=f"ping {host}"))
         except RegistryTimeoutError:
             raise  # a host that does not answer will not answer over http either
         except TransportError as exc:  # TLSError included: the server may speak plain http
