@@ -22,7 +22,6 @@ import hmac
 import json
 import re
 import subprocess  # nosec B404 # credential helpers: a fixed argv, never a shell
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Protocol
 
 from engine.errors import ConfigurationError, InvalidReferenceError
 from engine.name import Registry, parse_registry
+from engine.singleflight import SingleFlight
 
 __all__ = [
     "Credential",
@@ -168,28 +168,6 @@ def _parse_key(text: str) -> _Key | None:
     return _Key(text, registry, path, 0 if text == registry.credential_key else form)
 
 
-class _Once:
-    """One helper answer, computed once even when several threads ask at the same time."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._done = False
-        self._value: Credential | None = None
-        self._error: ConfigurationError | None = None
-
-    def get(self, compute: Callable[[], Credential | None]) -> Credential | None:
-        with self._lock:
-            if not self._done:
-                try:
-                    self._value = compute()
-                except ConfigurationError as exc:
-                    self._error = exc  # remembered: a broken helper is not re-run per image
-                self._done = True
-        if self._error is not None:
-            raise ConfigurationError(str(self._error)) from self._error
-        return self._value
-
-
 class DockerConfigKeychain:
     """Credentials from one docker config.json; helper answers are kept for its lifetime."""
 
@@ -204,8 +182,9 @@ class DockerConfigKeychain:
         self._store = store
         self._source_name = source_name
         self._runner = helper_runner
-        self._lock = threading.Lock()
-        self._answers: dict[tuple[str, str], _Once] = {}
+        # (helper, server) -> its answer, asked once even when several threads need it at the same
+        # time; a broken helper's error is remembered too, not re-run per image
+        self._answers: SingleFlight[tuple[str, str], Credential | None] = SingleFlight(memo=True)
 
     @classmethod
     def from_mapping(cls, data: object, *, source_name: str = "config.json",
@@ -239,9 +218,10 @@ class DockerConfigKeychain:
                      if cred.usable and key.covers(registry, repository)), None)
 
     def _ask(self, helper: str, server: str) -> Credential | None:
-        with self._lock:
-            once = self._answers.setdefault((helper, server), _Once())
-        return once.get(lambda: self._runner(helper, server))
+        try:
+            return self._answers.do((helper, server), lambda: self._runner(helper, server))
+        except ConfigurationError as exc:  # a new error per caller: the remembered one is shared
+            raise ConfigurationError(str(exc)) from exc
 
     def __repr__(self) -> str:
         return (f"DockerConfigKeychain(source={self._source_name!r}, auths={len(self._auths)}, "

@@ -21,7 +21,7 @@ from .errors import RegistryError, UnauthorizedError
 from .status import raise_for_status
 from .tlsconfig import is_loopback
 from .tokens import DEFAULT_EXPIRES_IN, Token
-from .transport import HttpPools, internal_host, shown_url, valid_host
+from .transport import Request, Transport, internal_host, shown_url, valid_host
 
 MAX_TOKEN_RESPONSE = 256 * 1024
 CLIENT_ID = "spyglass"
@@ -54,7 +54,7 @@ def check_realm(realm: str, *, registry_host: str, insecure: bool, sends_credent
                                 registry=registry_host)
 
 
-def fetch_token(pools: HttpPools, challenge: Challenge, scopes: tuple[str, ...], credential: Credential | None,
+def fetch_token(transport: Transport, challenge: Challenge, scopes: tuple[str, ...], credential: Credential | None,
                 *, registry_host: str, insecure: bool, clock: Clock, timeout: float | None = None) -> Token:
     realm = challenge.param("realm") or ""
     service = challenge.param("service") or ""
@@ -63,15 +63,15 @@ def fetch_token(pools: HttpPools, challenge: Challenge, scopes: tuple[str, ...],
     if credential is not None and credential.identity_token:
         form = urlencode({"grant_type": "refresh_token", "refresh_token": credential.identity_token,
                           "service": service, "scope": " ".join(scopes), "client_id": CLIENT_ID})
-        response = pools.request("POST", realm, body=form.encode(), timeout=timeout, max_body=MAX_TOKEN_RESPONSE,
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"},
-                                 operation=operation)
+        response = transport.round_trip(Request(
+            "POST", realm, headers={"Content-Type": "application/x-www-form-urlencoded"}, body=form.encode(),
+            timeout=timeout, max_body=MAX_TOKEN_RESPONSE, operation=operation))
     else:
         query = urlencode([("service", service)] * bool(service) + [("scope", s) for s in scopes])
         headers = {"Authorization": basic_authorization(credential)} if credential is not None else {}
         url = realm + ("&" if urlsplit(realm).query else "?") + query
-        response = pools.request("GET", url, headers=headers, timeout=timeout, max_body=MAX_TOKEN_RESPONSE,
-                                 operation=operation)
+        response = transport.round_trip(Request("GET", url, headers=headers, timeout=timeout,
+                                                max_body=MAX_TOKEN_RESPONSE, operation=operation))
     raise_for_status(response, operation, registry=registry_host)
     return parse_token_response(response.body, now=clock.now(), operation=operation, registry=registry_host)
 

@@ -16,7 +16,7 @@ from .challenge import Challenge, parse_challenges
 from .errors import RegistryTimeoutError, TransportError
 from .status import raise_for_status
 from .tlsconfig import TLSMode, peer_speaks_plain_http
-from .transport import HttpPools
+from .transport import Request, Transport
 
 log = logging.getLogger("spyglass.registry")
 
@@ -27,16 +27,16 @@ class Ping:
     challenges: tuple[Challenge, ...]  # empty when the registry let us in anonymously
 
 
-def ping(pools: HttpPools, host: str, *, mode: TLSMode, timeout: float | None = None) -> Ping:
+def ping(transport: Transport, host: str, *, mode: TLSMode, timeout: float | None = None) -> Ping:
     """Find a working scheme for host and its auth challenges; https first, as docker does."""
     try:
-        return _ping_at(pools, "https", host, timeout)
+        return _ping_at(transport, "https", host, timeout)
     except RegistryTimeoutError:
         raise  # a host that does not answer will not answer over http either
     except TransportError as exc:  # TLSError included
         if not _plain_http_next(mode, exc):
             raise
-    found = _ping_at(pools, "http", host, timeout)
+    found = _ping_at(transport, "http", host, timeout)
     if mode is TLSMode.VERIFY_OR_PLAIN:  # once per registry: the ping is
         log.warning("registry %s speaks plain http: using it without TLS, as docker does for a registry "
                     "on a loopback address", host)
@@ -49,9 +49,10 @@ def _plain_http_next(mode: TLSMode, error: TransportError) -> bool:
     return mode is TLSMode.VERIFY_OR_PLAIN and peer_speaks_plain_http(error)
 
 
-def _ping_at(pools: HttpPools, scheme: str, host: str, timeout: float | None) -> Ping:
+def _ping_at(transport: Transport, scheme: str, host: str, timeout: float | None) -> Ping:
     base = f"{scheme}://{host}"
-    response = pools.request("GET", f"{base}/v2/", timeout=timeout, max_body=64 * 1024, operation=f"ping {host}")
+    response = transport.round_trip(Request("GET", f"{base}/v2/", timeout=timeout, max_body=64 * 1024,
+                                            operation=f"ping {host}"))
     if response.status == 401:
         return Ping(base, tuple(parse_challenges(response.header_values("WWW-Authenticate"))))
     raise_for_status(response, f"ping {host}", registry=host)

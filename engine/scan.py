@@ -12,9 +12,8 @@ Outline:
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -25,7 +24,7 @@ from .decide import Lookup, decide, local_digests
 from .errors import DaemonError, InvalidReferenceError, RegistryError, RegistryTimeoutError, SpyglassError
 from .mediatypes import is_index
 from .name import Reference, parse_reference
-from .registry import RegistryClient
+from .registry import LayeredRegistry, RegistryClient, layered
 from .report import ERROR, SKIPPED, ContainerResult, RegistrySummary, Report
 from .selection import Selection, disabled_by_label
 from .tokens import MemoryTokenCache, TokenCache
@@ -57,29 +56,42 @@ class _Pending:
 def scan(source: ContainerSource, options: ScanOptions = ScanOptions(), *, pools: HttpPools | None = None,
          keychain: Keychain = ANONYMOUS_KEYCHAIN, token_cache: TokenCache | None = None,
          clock: Clock | None = None, progress: Progress | None = None) -> Report:
-    """Scan source; raises DaemonError only when nothing could be listed."""
+    """Scan source; raises DaemonError only when nothing could be listed.
+
+    Every thread the scan starts has ended when it returns: its one executor is shut down with
+    wait=True. Past the deadline that wait is bounded by the requests still out, each limited to
+    what the deadline left when it was sent (and a credential helper's own 10 s limit).
+    """
     clock = clock or SystemClock()
+    owned = pools is None
     pools = pools or HttpPools(maxsize=options.concurrency)
     token_cache = token_cache or MemoryTokenCache(clock=clock)
     started = clock.now()
     deadline = Deadline(clock, options.timeout)
-    # The trust store takes tens of ms of CPU to load: load it while the daemon answers.
-    threading.Thread(target=_quietly, args=(pools.load_trust,), name="spyglass-trust", daemon=True).start()
-    listing = source.list_containers(lambda c: _needs_registry(c, options))
-    settled, pending = _triage(listing.containers, options)
-    log.info("listed %d containers on %s: %d to check against %d registries", len(listing.containers),
-             source.endpoint, len(pending), len({p.reference.registry.name for p in pending}),
-             extra={"endpoint": source.endpoint, "api_version": listing.api_version})
-    clients = _clients(pending, pools=pools, keychain=keychain, token_cache=token_cache, clock=clock,
-                       deadline=deadline)
-    lookups = _look_up(pending, clients, options.concurrency, deadline, progress)
+    # Handshakes get threads of their own beside the `concurrency` lookups (see _look_up).
+    executor = ThreadPoolExecutor(max_workers=2 * max(1, options.concurrency), thread_name_prefix="spyglass-scan")
+    try:
+        # The trust store takes tens of ms of CPU to load: load it while the daemon answers.
+        executor.submit(_quietly, pools.load_trust)
+        listing = source.list_containers(lambda c: _needs_registry(c, options))
+        settled, pending = _triage(listing.containers, options)
+        log.info("listed %d containers on %s: %d to check against %d registries", len(listing.containers),
+                 source.endpoint, len(pending), len({p.reference.registry.name for p in pending}),
+                 extra={"endpoint": source.endpoint, "api_version": listing.api_version})
+        registries = _layers(pending, pools=pools, keychain=keychain, token_cache=token_cache, clock=clock,
+                             deadline=deadline)
+        lookups = _look_up(pending, registries, executor, options.concurrency, deadline, progress)
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+        if owned:
+            pools.close()
     results = settled + [decide(p.container, p.reference, lookups[_key(p.reference)]) for p in pending]
     order = {c.id: i for i, c in enumerate(listing.containers)}
     results.sort(key=lambda r: order[r.id])
-    registries = tuple(RegistrySummary(c.registry.name, dict(c.stats.requests), dict(c.stats.rate_limit))
-                       for c in clients.values())
+    summaries = tuple(RegistrySummary(name, dict(r.stats.requests), dict(r.stats.rate_limit))
+                      for name, r in registries.items())
     report = Report(endpoint=source.endpoint, started_at=started, finished_at=clock.now(),
-                    containers=tuple(results), registries=registries, api_version=listing.api_version)
+                    containers=tuple(results), registries=summaries, api_version=listing.api_version)
     log.info("scan of %s done: %s", source.endpoint, report.summary,
              extra={"endpoint": source.endpoint, "summary": report.summary, "duration_ms": report.duration_ms})
     return report
@@ -133,14 +145,15 @@ def _settle(container: ContainerInfo, options: ScanOptions) -> ContainerResult |
     return reference
 
 
-def _clients(pending: list[_Pending], **collaborators) -> dict[str, RegistryClient]:
+def _layers(pending: list[_Pending], **collaborators) -> dict[str, LayeredRegistry]:
+    """One client per registry, knowing all of that registry's repositories up front."""
     repositories: dict[str, set[str]] = {}
     registries = {}
     for item in pending:
         name = item.reference.registry.name
         registries[name] = item.reference.registry
         repositories.setdefault(name, set()).add(item.reference.repository)
-    return {name: RegistryClient(registries[name], repositories=repositories[name], **collaborators)
+    return {name: layered(registries[name], repositories=repositories[name], **collaborators)
             for name in registries}
 
 
@@ -148,13 +161,14 @@ def _key(reference: Reference) -> tuple[str, str, str]:
     return reference.registry.name, reference.repository, reference.manifest_identifier
 
 
-def _look_up(pending: list[_Pending], clients: dict[str, RegistryClient], concurrency: int,
-             deadline: Deadline, progress: Progress | None) -> dict[tuple, Lookup]:
-    """One lookup per distinct reference, in parallel; unfinished ones become timeouts.
+def _look_up(pending: list[_Pending], registries: dict[str, LayeredRegistry], executor: Executor,
+             concurrency: int, deadline: Deadline, progress: Progress | None) -> dict[tuple, Lookup]:
+    """One lookup per distinct reference, in parallel on executor; unfinished ones become timeouts.
 
-    Each registry's handshake (ping, tokens, connections) runs on its own, and its lookups join
-    the shared pool only once it is done: no lookup slot waits on a handshake, and registries
-    whose handshakes are short are being looked up while the others' are still under way.
+    Each registry's handshake (prime: ping, tokens, connections) is a task, up to `concurrency`
+    at once; once it is done, that registry's lookups are submitted, up to `concurrency` in flight
+    in all. So no lookup slot waits on a handshake, and registries whose handshakes are short are
+    being looked up while the others' are still under way.
     """
     wanted: dict[tuple, tuple[Reference, set[str]]] = {}
     for item in pending:
@@ -163,37 +177,29 @@ def _look_up(pending: list[_Pending], clients: dict[str, RegistryClient], concur
     by_registry: dict[str, list[tuple]] = {}
     for key, (reference, _) in wanted.items():
         by_registry.setdefault(reference.registry.name, []).append(key)
+    handshakes = deque(registries)  # names whose prime is still to start
+    ready: deque[tuple] = deque()  # keys whose registry is primed, to be looked up
+    primes: dict[Future, str] = {}
+    lookups: dict[Future, tuple] = {}
     results: dict[tuple, Lookup] = {}
-    finished: queue.SimpleQueue[tuple[tuple, Future]] = queue.SimpleQueue()
-    lookups = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="spyglass-lookup")
-    handshakes = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(clients))),
-                                    thread_name_prefix="spyglass-handshake")
-
-    def queue_lookups(name: str) -> None:
-        for key in by_registry[name]:
-            reference, digests = wanted[key]
-            try:
-                future = lookups.submit(_lookup_one, clients[name], reference, digests)
-            except RuntimeError:  # the pool is shut: the deadline passed during this handshake, and
-                return  # this registry's lookups are reported as timeouts
-            future.add_done_callback(lambda done, key=key: finished.put((key, done)))
-
-    try:
-        for name, client in clients.items():
+    while (handshakes or ready or primes or lookups) and not deadline.expired():
+        while handshakes and len(primes) < concurrency:
+            name = handshakes.popleft()
             connections = min(concurrency, len(by_registry[name]))
-            handshakes.submit(client.handshake, connections).add_done_callback(
-                lambda _, name=name: queue_lookups(name))
-        while len(results) < len(wanted) and not deadline.expired():
-            try:
-                key, future = finished.get(timeout=deadline.remaining())
-            except queue.Empty:
-                break
-            results[key] = future.result()
-            if progress is not None:
-                progress("registries", len(results), len(wanted))
-    finally:
-        handshakes.shutdown(wait=False, cancel_futures=True)
-        lookups.shutdown(wait=False, cancel_futures=True)
+            primes[executor.submit(registries[name].auth.prime, connections)] = name
+        while ready and len(lookups) < concurrency:
+            key = ready.popleft()
+            reference, digests = wanted[key]
+            lookups[executor.submit(_lookup_one, registries[reference.registry.name].client, reference,
+                                    digests)] = key
+        done, _ = wait([*primes, *lookups], timeout=deadline.remaining(), return_when=FIRST_COMPLETED)
+        for future in done:
+            if future in primes:
+                ready.extend(by_registry[primes.pop(future)])
+            else:
+                results[lookups.pop(future)] = future.result()
+                if progress is not None:
+                    progress("registries", len(results), len(wanted))
     for key, (ref, _) in wanted.items():
         results.setdefault(key, Lookup(error=RegistryTimeoutError(
             f"look up {ref}: scan deadline reached before the registry answered",

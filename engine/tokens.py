@@ -3,7 +3,8 @@
 A token is cached under everything that decides what it grants: the realm, the
 service, the scopes and the identity of the credential that obtained it (a
 non-secret digest, see ``authn.Credential.identity``). Two requests for the
-same key at once fetch once; the second waits for the first.
+same key at once fetch once; the second waits for the first and shares its token,
+or its error (``singleflight``).
 
 ``TokenCache`` is the interface the registry client uses. ``MemoryTokenCache``
 is the default; a shared store (DynamoDB, say) plugs in behind it as
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from .clock import Clock, SystemClock
+from .singleflight import SingleFlight
 
 DEFAULT_EXPIRES_IN = 60.0  # the token spec: a token without expires_in lives 60 seconds
 EXPIRY_MARGIN = 5.0  # stop using a token this long before it expires: requests take time
@@ -67,26 +69,25 @@ class MemoryTokenCache:
         self._shared = shared
         self._margin = margin
         self._tokens: dict[TokenKey, Token] = {}
-        self._key_locks: dict[TokenKey, threading.Lock] = {}
+        self._fetching: SingleFlight[TokenKey, Token] = SingleFlight()
         self._lock = threading.Lock()
         self.fetches = 0  # how many times fetch was called; the tests and the report read it
 
     def get_or_fetch(self, key: TokenKey, fetch: Callable[[], Token]) -> Token:
-        token = self._fresh(key)
-        if token is not None:
-            return token
-        with self._lock_for(key):
-            # Another thread may have fetched while this one waited for the key.
-            token = self._fresh(key) or self._from_shared(key)
-            if token is None:
-                token = fetch()
-                with self._lock:
-                    self.fetches += 1
-                if self._shared is not None:
-                    self._shared.put(key, token)
+        return self._fresh(key) or self._fetching.do(key, lambda: self._refill(key, fetch))
+
+    def _refill(self, key: TokenKey, fetch: Callable[[], Token]) -> Token:
+        # A fetch for this key may have ended between _fresh and this call's start.
+        token = self._fresh(key) or self._from_shared(key)
+        if token is None:
+            token = fetch()
             with self._lock:
-                self._tokens[key] = token
-            return token
+                self.fetches += 1
+            if self._shared is not None:
+                self._shared.put(key, token)
+        with self._lock:
+            self._tokens[key] = token
+        return token
 
     def discard(self, key: TokenKey, token: Token) -> None:
         with self._lock:
@@ -108,7 +109,3 @@ class MemoryTokenCache:
         if token is not None and token.usable(self._clock.now(), self._margin):
             return token
         return None
-
-    def _lock_for(self, key: TokenKey) -> threading.Lock:
-        with self._lock:
-            return self._key_locks.setdefault(key, threading.Lock())

@@ -114,8 +114,6 @@ def run_scan(config: ScanConfig, *, progress: Progress | None = None,
     (the Lambda wraps it with native ECR auth).
     """
     clock = clock or SystemClock()
-    # Pools passed in (a warm Lambda's) already carry the TLS policy they were built with.
-    pools = pools or HttpPools(tls_policy(config), maxsize=config.concurrency)
     credentials = keychain(config)
     if keychain_wrapper is not None:
         credentials = keychain_wrapper(credentials)
@@ -123,8 +121,16 @@ def run_scan(config: ScanConfig, *, progress: Progress | None = None,
         selection=Selection(names=normalise_names(config.names), label_enable=config.label_enable,
                             scope=config.scope),
         include_stopped=config.include_stopped, concurrency=config.concurrency, timeout=config.timeout)
-    return scan(DockerDaemon(config.daemon), options, pools=pools, keychain=credentials,
-                token_cache=MemoryTokenCache(clock=clock, shared=token_store), clock=clock, progress=progress)
+    # Pools passed in (a warm Lambda's) already carry the TLS policy they were built with, and stay
+    # open for the next invocation; pools made here are closed here.
+    own_pools = pools is None
+    pools = pools or HttpPools(tls_policy(config), maxsize=config.concurrency)
+    try:
+        return scan(DockerDaemon(config.daemon), options, pools=pools, keychain=credentials,
+                    token_cache=MemoryTokenCache(clock=clock, shared=token_store), clock=clock, progress=progress)
+    finally:
+        if own_pools:
+            pools.close()
 
 
 def _existing(path: Path) -> str | None:

@@ -24,6 +24,7 @@ from engine.authn import Credential, Keychain
 from engine.clock import Clock, SystemClock
 from engine.errors import ConfigurationError
 from engine.name import Registry
+from engine.singleflight import SingleFlight
 from handler.aws.clients import aws_errors, error_code
 
 _ECR_HOST = re.compile(
@@ -59,20 +60,29 @@ class EcrTokens:
         self._client_for = client_for
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
-        self._locks: dict[EcrRegistry, threading.Lock] = {}
+        self._fetching: SingleFlight[EcrRegistry, Credential] = SingleFlight()
         self._cached: dict[EcrRegistry, tuple[Credential, float]] = {}
         self.fetches = 0
 
     def credential(self, registry: EcrRegistry, host: str) -> Credential:
+        return self._fresh(registry) or self._fetching.do(registry, lambda: self._refill(registry, host))
+
+    def _fresh(self, registry: EcrRegistry) -> Credential | None:
         with self._lock:
-            lock = self._locks.setdefault(registry, threading.Lock())
-        with lock:
             cached = self._cached.get(registry)
-            if cached is not None and self._clock.now() < cached[1] - RENEW_BEFORE:
-                return cached[0]
-            credential, expires_at = self._fetch(registry, host)
+        if cached is not None and self._clock.now() < cached[1] - RENEW_BEFORE:
+            return cached[0]
+        return None
+
+    def _refill(self, registry: EcrRegistry, host: str) -> Credential:
+        # A fetch for this registry may have ended between _fresh and this call's start.
+        fresh = self._fresh(registry)
+        if fresh is not None:
+            return fresh
+        credential, expires_at = self._fetch(registry, host)
+        with self._lock:
             self._cached[registry] = (credential, expires_at)
-            return credential
+        return credential
 
     def _fetch(self, registry: EcrRegistry, host: str) -> tuple[Credential, float]:
         where = f"ecr:GetAuthorizationToken for {host}"

@@ -12,6 +12,7 @@ from engine.clock import FakeClock
 from engine.errors import ConfigurationError
 from engine.name import parse_registry
 from handler.aws.ecr import EcrKeychain, EcrRegistry, EcrTokens, parse_ecr_host
+from tests.unit.overlap import Held, overlapping
 
 
 @pytest.mark.parametrize("host, expected", [
@@ -76,6 +77,15 @@ def test_a_token_is_renewed_before_it_expires():
     assert tokens.credential(registry, "h").password == "pw1"
     clock.advance(3600 - 60)
     assert tokens.credential(registry, "h").password == "pw2"
+
+
+def test_concurrent_callers_for_one_registry_ask_ecr_once():
+    client = StaticEcr(datetime.now(timezone.utc) + timedelta(hours=12))
+    held = Held(lambda: client)
+    tokens = EcrTokens(held)
+    registry = EcrRegistry("123456789012", "us-east-1", False)
+    results = overlapping(tokens._fetching, registry, held, lambda: tokens.credential(registry, "h").password, 8)
+    assert results == ["pw1"] * 8 and held.calls == 1 and client.calls == 1 and tokens.fetches == 1
 
 
 def test_a_refusal_is_a_configuration_error_for_that_registry_only():

@@ -6,11 +6,11 @@ from urllib.parse import parse_qs, urlsplit
 import urllib3
 
 from engine.tlsconfig import TLSPolicy
-from engine.transport import Response
+from engine.transport import Request, Response
 
 
 class TablePools:
-    """Answers requests from a list of (predicate, response) rules; anything unmatched fails the test.
+    """A Transport (with HttpPools' extras) that answers requests from a list of (predicate, response) rules; anything unmatched fails the test.
 
     A rule is (method, path_prefix, handler) where handler(request) returns (status, headers, body).
     Every request is recorded as a dict with method, path, query, headers.
@@ -29,16 +29,17 @@ class TablePools:
         self.opened.append((base_url, count))
         return 0
 
-    def request(self, method, url, *, headers=None, body=None, timeout=None, max_body=0, operation=""):
-        parts = urlsplit(url)
-        request = {"method": method, "url": url, "host": parts.netloc, "path": parts.path,
-                   "query": parse_qs(parts.query), "headers": dict(headers or {}), "body": body}
+    def round_trip(self, sent: Request) -> Response:
+        parts = urlsplit(sent.url)
+        request = {"method": sent.method, "url": sent.url, "host": parts.netloc, "path": parts.path,
+                   "query": parse_qs(parts.query), "headers": dict(sent.headers), "body": sent.body,
+                   "timeout": sent.timeout}
         self.requests.append(request)
         for rule_method, prefix, handler in self.rules:
-            if rule_method == method and parts.path.startswith(prefix):
+            if rule_method == sent.method and parts.path.startswith(prefix):
                 status, response_headers, response_body = handler(request)
-                return Response(status, urllib3.HTTPHeaderDict(response_headers), response_body, url)
-        raise AssertionError(f"unexpected request {method} {url}")
+                return Response(status, urllib3.HTTPHeaderDict(response_headers), response_body, sent.url)
+        raise AssertionError(f"unexpected request {sent.method} {sent.url}")
 
     def kinds(self, method=None, prefix=""):
         return [r for r in self.requests if (method is None or r["method"] == method) and r["path"].startswith(prefix)]

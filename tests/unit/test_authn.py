@@ -7,8 +7,6 @@ import json
 import os
 import stat
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +22,7 @@ from engine.authn import (
 )
 from engine.errors import ConfigurationError
 from engine.name import Registry, parse_registry
+from tests.unit.overlap import Held, overlapping
 
 HUB = Registry("docker.io")
 REG = Registry("registry.example.com")
@@ -259,21 +258,23 @@ def test_helper_failure_is_remembered_and_raised_again():
 
 
 def test_concurrent_resolves_run_a_helper_once():
-    calls = []
+    helper = Held(lambda: Credential("u", "p"))
+    keychain = DockerConfigKeychain.from_mapping({"credsStore": "s"}, helper_runner=helper)
+    results = overlapping(keychain._answers, ("s", "registry.example.com"), helper,
+                          lambda: keychain.resolve(REG, "a"), 8)
+    assert helper.calls == 1 and results == [Credential("u", "p")] * 8
 
-    def slow_helper(helper, server):
-        calls.append(server)
-        time.sleep(0.05)
-        return Credential("u", "p")
 
-    keychain = DockerConfigKeychain.from_mapping({"credsStore": "s"}, helper_runner=slow_helper)
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(keychain.resolve(REG, "a"))) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert calls == ["registry.example.com"] and results == [Credential("u", "p")] * 8
+def test_concurrent_resolves_share_a_helper_failure():
+    def broken():
+        raise ConfigurationError("run helper: broken")
+
+    helper = Held(broken)
+    keychain = DockerConfigKeychain.from_mapping({"credsStore": "s"}, helper_runner=helper)
+    results = overlapping(keychain._answers, ("s", "registry.example.com"), helper,
+                          lambda: keychain.resolve(REG, "a"), 8)
+    assert helper.calls == 1
+    assert all(isinstance(r, ConfigurationError) and "broken" in str(r) for r in results) and len(results) == 8
 
 
 def test_anonymous_keychain_has_nothing():

@@ -213,8 +213,8 @@ class _NoRegistry:
 
     tls = TLSPolicy()
 
-    def request(self, method, url, **kw):
-        raise TransportError(f"{method} {url}: connection refused")
+    def round_trip(self, request):
+        raise TransportError(f"{request.method} {request.url}: connection refused")
 
     def load_trust(self):
         return None

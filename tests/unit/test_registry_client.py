@@ -12,7 +12,9 @@ from engine.clock import FakeClock
 from engine.errors import NotFoundError, RateLimitedError, RegistryError, TLSError, UnauthorizedError
 from engine.mediatypes import DOCKER_MANIFEST, OCI_INDEX
 from engine.name import parse_registry
-from engine.registry import MAX_SCOPE_CHARS, MAX_SCOPES_PER_TOKEN, RegistryClient, scope_chunks
+from engine.registry import layered
+from engine.retry import Backoff
+from engine.scope import MAX_SCOPE_CHARS, MAX_SCOPES_PER_TOKEN, scope_chunks
 from engine.tlsconfig import TLSPolicy, parse_insecure_registry
 from tests.unit.fakes import TablePools
 
@@ -44,9 +46,20 @@ class Keychain:
         return self.credentials.get(repository)
 
 
-def client(pools, repositories=("a", "b"), keychain=None, **kw):
-    return RegistryClient(REGISTRY, pools=pools, repositories=repositories, clock=FakeClock(),
-                          keychain=keychain or Keychain({}), sleep_jitter=lambda cap: 0.0, **kw)
+class Layers:
+    """The layered client as a scan builds it, with the calls the tests make."""
+
+    def __init__(self, pools, repositories, keychain):
+        self.layers = layered(REGISTRY, pools=pools, repositories=repositories, clock=FakeClock(),
+                              keychain=keychain, backoff=Backoff(jitter=lambda cap: 0.0))
+        self.stats = self.layers.stats
+        self.handshake = self.layers.auth.prime
+        self.head_manifest = self.layers.client.head_manifest
+        self.index_children = self.layers.client.index_children
+
+
+def client(pools, repositories=("a", "b"), keychain=None):
+    return Layers(pools, repositories, keychain or Keychain({}))
 
 
 def test_one_ping_and_one_combined_token_serve_every_planned_repository():

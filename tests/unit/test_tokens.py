@@ -1,6 +1,5 @@
 """The token cache: keys, expiry against an injected clock, one fetch per key under concurrency."""
 import threading
-import time
 
 import pytest
 
@@ -8,6 +7,7 @@ from engine.bearer import parse_token_response
 from engine.clock import FakeClock
 from engine.errors import RegistryError
 from engine.tokens import Token, TokenKey, MemoryTokenCache
+from tests.unit.overlap import Held, overlapping
 
 KEY = TokenKey("https://auth.example/token", "registry.example", ("repository:a:pull",), "")
 
@@ -50,25 +50,21 @@ def test_discard_forgets_only_the_token_that_was_refused():
 
 def test_concurrent_callers_for_one_key_fetch_once():
     cache = MemoryTokenCache(clock=FakeClock())
-    calls = []
-    gate = threading.Event()
-
-    def slow_fetch():
-        calls.append(1)
-        gate.wait(2)
-        return Token("shared", 2e9)
-
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(cache.get_or_fetch(KEY, slow_fetch).value))
-               for _ in range(32)]
-    for t in threads:
-        t.start()
-    time.sleep(0.05)
-    gate.set()
-    for t in threads:
-        t.join(5)
+    fetch = Held(lambda: Token("shared", 2e9))
+    results = overlapping(cache._fetching, KEY, fetch, lambda: cache.get_or_fetch(KEY, fetch).value, 32)
     assert results == ["shared"] * 32
-    assert len(calls) == 1
+    assert fetch.calls == 1 and cache.fetches == 1
+
+
+def test_concurrent_callers_share_a_failed_fetch_and_the_next_caller_tries_again():
+    def refused():
+        raise RegistryError("fetch token: HTTP 503", status=503)
+
+    cache = MemoryTokenCache(clock=FakeClock())
+    fetch = Held(refused)
+    results = overlapping(cache._fetching, KEY, fetch, lambda: cache.get_or_fetch(KEY, fetch), 8)
+    assert fetch.calls == 1 and all(isinstance(r, RegistryError) for r in results) and len(results) == 8
+    assert cache.get_or_fetch(KEY, lambda: Token("later", 2e9)).value == "later"
 
 
 def test_many_threads_with_a_moving_clock_never_get_an_expired_token():
