@@ -458,8 +458,9 @@ class _Watcher:
             if not watch.done:
                 watch.done = True
                 self._live -= 1
-                if self._live == 0:
-                    self._heap.clear()  # only cancelled ones left: nothing to wake up for
+                if self._live == 0:  # only cancelled ones left: the thread, asleep until the
+                    self._heap.clear()  # first of them, may start its linger now
+                    self._cond.notify()
 
     def close(self) -> None:
         with self._cond:

@@ -319,3 +319,16 @@ def test_the_transport_uses_no_private_name_of_another_object():
     subclasses = [node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
                   for base in node.bases if ast.unparse(base).split(".")[0] in imported | {"urllib3"}]
     assert subclasses == []
+
+
+def test_the_watcher_ends_on_its_own_soon_after_the_last_request(plain_server):
+    """Not at the last request's total limit (60 s here): a process that forgot close() exits."""
+    base = f"http://127.0.0.1:{plain_server.server_port}"
+    before = set(threading.enumerate())
+    pools = HttpPools(timeouts=Timeouts(total=60.0))
+    assert pools.request("GET", f"{base}/v2/").status == 200
+    [watcher] = [t for t in set(threading.enumerate()) - before if t.name == "spyglass-watch"]
+    watcher.join(10)
+    assert not watcher.is_alive()
+    assert pools.request("GET", f"{base}/v2/").status == 200  # a new one starts for the next request
+    pools.close()
