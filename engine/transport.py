@@ -426,7 +426,7 @@ class _Watcher:
     and ends after LINGER seconds with nothing to watch; close() ends it at once and cuts short
     every request still watched."""
 
-    LINGER = 0.25  # short: a process that forgets close() waits this long for the thread at exit
+    LINGER = 0.1  # short: a process that forgets close() waits this long for the thread at exit
 
     def __init__(self):
         self._cond = threading.Condition()
