@@ -19,7 +19,8 @@ and TLS handshake after the token is in hand.
 Per-read timeouts cannot stop a server that sends one byte at a time, so each
 request also has a total limit (the smaller of ``Timeouts.total`` and what the
 caller's deadline leaves): one watcher thread per HttpPools shuts the socket of
-a request that passes it.
+a request that passes it. The watcher runs only while requests do (it ends after
+``_Watcher.LINGER`` idle), so a kept HttpPools holds no thread between scans.
 
 Whoever creates an HttpPools closes it (``close()`` or ``with``): that closes
 the idle connections, cuts short the requests still running, and ends every
