@@ -1,43 +1,58 @@
-"""HTTP for registries: one kept-alive urllib3 pool per (scheme, host, port), shared by all threads.
+"""HTTP for registries: kept-alive connections per origin, shared by all threads.
 
-This is the only module that talks to urllib3. It knows nothing of registries'
-auth; it sends one request (following a bounded number of redirects), caps the
-body it reads, and turns every failure into a typed error that names the
-operation and a redacted URL.
+This is the only module that talks to urllib3, and it uses urllib3's public API
+only: a connection is a ``urllib3.connection.HTTPConnection`` or
+``HTTPSConnection`` driven through ``connect()``, ``request()`` and
+``getresponse()``. The module knows nothing of registries' auth; it sends one
+request (following a bounded number of redirects), caps the body it reads, and
+turns every failure into a typed error that names the operation and a redacted
+URL.
+
+Connections: each origin (scheme, host, port, verified or not) keeps up to
+``maxsize`` idle connections, the most recently used first. A request takes an
+idle one that is still usable or opens a new one, and gives it back once its
+answer is read to the end. ``open_connections`` opens connections ahead of the
+requests that will use them: a scan opens its lookups' connections while it is
+still pinging the registry and fetching its token, so that no lookup pays a TCP
+and TLS handshake after the token is in hand.
 
 Per-read timeouts cannot stop a server that sends one byte at a time, so each
 request also has a total limit (the smaller of ``Timeouts.total`` and what the
-caller's deadline leaves): a timer shuts the request's socket when it passes.
+caller's deadline leaves): one watcher thread per HttpPools shuts the socket of
+a request that passes it. The watcher runs only while requests do (it ends after
+``_Watcher.LINGER`` idle), so a kept HttpPools holds no thread between scans.
 
-Connections can be opened ahead of the requests that will use them
-(``open_connections``): a scan opens its lookups' connections while it is still
-pinging the registry and fetching its token, so that no lookup pays a TCP and
-TLS handshake after the token is in hand.
+Whoever creates an HttpPools closes it (``close()`` or ``with``): that closes
+the idle connections, cuts short the requests still running, and ends every
+thread the transport started.
 """
 from __future__ import annotations
 
 import contextlib
+import heapq
 import ipaddress
+import itertools
 import re
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol
+from functools import partial
+from http.client import HTTPException
+from typing import Callable, Mapping, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import (
-    EmptyPoolError,
+    ConnectTimeoutError,
     HTTPError,
     NewConnectionError,
     ProtocolError,
     ReadTimeoutError,
-    ConnectTimeoutError,
     SSLError,
 )
-from urllib3.util.wait import wait_for_read
 
 from .errors import RegistryError, RegistryTimeoutError, TLSError, TransportError, redact_url
 from .tlsconfig import TLSPolicy
@@ -94,21 +109,30 @@ class Transport(Protocol):
 
 
 class HttpPools:
-    """Connection pools keyed by (scheme, host, port), created on first use.
+    """Kept-alive connections per (scheme, host, port, verify), created on first use; a Transport.
 
-    ``maxsize`` should match the scan's concurrency so that every worker can
-    hold a kept-alive connection to a host at once.
+    ``maxsize`` (idle connections kept per origin) should match the scan's
+    concurrency so that every worker finds a kept-alive connection to a host.
+    A context manager: leaving the ``with`` block closes it.
     """
 
     def __init__(self, tls: TLSPolicy | None = None, *, maxsize: int = 8, timeouts: Timeouts = Timeouts()):
         self._tls = tls or TLSPolicy()
         self._maxsize = maxsize
         self._timeouts = timeouts
-        self._pools: dict[tuple[str, str, int, bool], urllib3.HTTPConnectionPool] = {}
+        self._origins: dict[tuple[str, str, int, bool], _Origin] = {}
+        self._openers: set[threading.Thread] = set()  # helpers of open_connections calls under way
+        self._closed = False
         self._lock = threading.Lock()
         self._trust_lock = threading.Lock()
         self._verified: ssl.SSLContext | None = None
-        self._current = threading.local()  # the running request's _Watch, seen by its connection
+        self._watcher = _Watcher()
+
+    def __enter__(self) -> HttpPools:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     @property
     def tls(self) -> TLSPolicy:
@@ -123,36 +147,50 @@ class HttpPools:
             return self._verified
 
     def open_connections(self, base_url: str, count: int, *, timeout: float | None = None) -> int:
-        """Open up to `count` connections to base_url's origin, side by side, and leave them idle in
-        its pool; returns how many are open. Failures are dropped: the requests that follow meet
-        the same failure and report it. Each handshake is bounded like a request's connect."""
-        scheme, host, port = _split(base_url)
-        pool = self._pool(scheme, host, port)
+        """Open connections to base_url's origin, side by side, until up to `count` are idle there
+        (as many as `maxsize` leaves beside the busy ones); returns how many are. Failures are
+        dropped: the requests that follow meet the same failure and report it. Each handshake is
+        bounded like a request's connect."""
+        origin = self._origin_for(*_split(base_url), operation=f"open connections to {shown_url(base_url)}")
+        ready, fresh = origin.reserve(count)
         limit = _cap(self._timeouts.connect, timeout)
-        taken = pool.take_idle(count)
-        opened: list[bool] = []
-        threads = [threading.Thread(target=lambda c=conn: opened.append(self._open_one(pool, c, limit)),
-                                    name="spyglass-connect", daemon=True) for conn in taken]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return sum(opened)
+        return ready + sum(self._side_by_side([partial(self._open_one, origin, conn, limit) for conn in fresh]))
 
-    def _open_one(self, pool: _PoolMixin, conn: HTTPConnection, limit: float) -> bool:
-        watch = self._current.watch = _Watch(limit)
+    def _open_one(self, origin: _Origin, conn: HTTPConnection, limit: float) -> bool:
+        watch = self._watcher.watch(conn, limit)  # fired already once close() has begun
         try:
-            if conn.sock is None:
+            if not watch.fired:
                 conn.timeout = limit
                 conn.connect()
-            return True
+            return not watch.fired
         except (HTTPError, OSError):
-            conn.close()
             return False
         finally:
             watch.cancel()
-            self._current.watch = None
-            pool.give_back(conn)
+            origin.give_back(conn, reusable=not watch.fired)
+
+    def _side_by_side(self, calls: list[Callable[[], bool]]) -> list[bool]:
+        """Run calls at once: the first in this thread, the others in helpers that close() waits for."""
+        results = [False] * len(calls)
+
+        def run(index: int) -> None:
+            results[index] = calls[index]()
+
+        with self._lock:  # once closed, no helper starts: the calls, run here, end at once
+            helpers = [] if self._closed else [
+                threading.Thread(target=run, args=(i,), name="spyglass-connect") for i in range(1, len(calls))]
+            self._openers.update(helpers)
+        for helper in helpers:
+            helper.start()
+        try:
+            for index in range(len(calls) - len(helpers)):
+                run(index)
+        finally:
+            for helper in helpers:
+                helper.join()
+            with self._lock:
+                self._openers.difference_update(helpers)
+        return results
 
     def round_trip(self, request: Request) -> Response:
         return self.request(request.method, request.url, headers=dict(request.headers), body=request.body,
@@ -187,52 +225,75 @@ class HttpPools:
             raise RegistryError(f"{operation}: refusing a redirect to an internal address ({shown_url(target)})")
 
     def _send(self, method, url, headers, body, timeout, max_body, operation) -> Response:
-        scheme, host, port = _split(url)
-        pool = self._pool(scheme, host, port)
-        path = _path_and_query(url)
-        limit = urllib3.Timeout(connect=_cap(self._timeouts.connect, timeout), read=_cap(self._timeouts.read, timeout))
-        watch = self._current.watch = _Watch(_cap(self._timeouts.total, timeout))
+        origin = self._origin_for(*_split(url), operation=operation)
+        conn = origin.take()
+        watch = self._watcher.watch(conn, _cap(self._timeouts.total, timeout))
+        reusable = False
         try:
-            raw = pool.urlopen(method, path, headers=headers, body=body, retries=False, redirect=False,
-                               timeout=limit, preload_content=False, assert_same_host=False)
-            try:
-                data = _read_capped(raw, max_body, operation)
-            finally:
-                raw.release_conn()
-        except (HTTPError, OSError) as exc:
+            raw = self._exchange(conn, watch, method, _path_and_query(url), headers, body, timeout)
+            data = _read_capped(raw, max_body, operation)
+            reusable = raw.closed and conn.sock is not None  # read to its end, and the server keeps it open
+        except (HTTPError, OSError, HTTPException) as exc:
             if watch.fired:
-                raise RegistryTimeoutError(f"{operation}: timed out (no complete answer in time)") from exc
+                raise self._cut_short(operation) from exc
             raise _transport_error(exc, operation) from exc
         finally:
             watch.cancel()
-            self._current.watch = None
+            origin.give_back(conn, reusable=reusable and not watch.fired)
         return Response(status=raw.status, headers=raw.headers, body=data, url=url)
 
-    def _pool(self, scheme: str, host: str, port: int) -> urllib3.HTTPConnectionPool:
+    def _exchange(self, conn: HTTPConnection, watch: _Watch, method, path, headers, body, timeout):
+        """Connect if need be, send, and return the response with its body still to read."""
+        conn.timeout = _cap(self._timeouts.connect, timeout)
+        if conn.sock is None and not watch.fired:
+            conn.connect()
+        if watch.fired:  # it passed while the socket did not exist yet, so nothing was shut
+            raise TimeoutError("total limit passed while connecting")
+        conn.request(method, path, body=body, headers=headers, preload_content=False)
+        conn.timeout = _cap(self._timeouts.read, timeout)  # getresponse() puts it on the socket
+        return conn.getresponse()
+
+    def _cut_short(self, operation: str) -> TransportError:
+        if self._closed:
+            return TransportError(f"{operation}: cut short, the connection pools were closed")
+        return RegistryTimeoutError(f"{operation}: timed out (no complete answer in time)")
+
+    def _origin_for(self, scheme: str, host: str, port: int, *, operation: str) -> _Origin:
         verify = scheme == "https" and self._tls.mode_for(host, port).verifies
         key = (scheme, host, port, verify)
         with self._lock:
-            pool = self._pools.get(key)
-            if pool is None:
-                pool = self._new_pool(scheme, host, port, verify)
-                self._pools[key] = pool
-            return pool
+            self._refuse_if_closed(operation)
+            origin = self._origins.get(key)
+        if origin is None:
+            fresh = self._new_origin(scheme, host, port, verify)  # may load the trust store: not under the lock
+            with self._lock:
+                self._refuse_if_closed(operation)
+                origin = self._origins.setdefault(key, fresh)
+        return origin
 
-    def _new_pool(self, scheme, host, port, verify) -> urllib3.HTTPConnectionPool:
-        common = dict(maxsize=self._maxsize, block=True, retries=False, current=self._current)
+    def _refuse_if_closed(self, operation: str) -> None:
+        if self._closed:
+            raise TransportError(f"{operation}: the connection pools are closed")
+
+    def _new_origin(self, scheme: str, host: str, port: int, verify: bool) -> _Origin:
         if scheme == "http":
-            return _Pool(host, port, **common)
-        if verify:
-            context = self.load_trust()
-        else:
-            context = self._tls.unverified_context()
-        return _TLSPool(host, port, ssl_context=context, assert_hostname=None if verify else False, **common)
+            return _Origin(partial(HTTPConnection, host, port), self._maxsize)
+        context = self.load_trust() if verify else self._tls.unverified_context()
+        return _Origin(partial(HTTPSConnection, host, port, ssl_context=context,
+                               assert_hostname=None if verify else False), self._maxsize)
 
     def close(self) -> None:
+        """Close every idle connection, cut short the requests still running, and wait for the
+        threads this transport started. Idempotent; a closed HttpPools refuses new requests."""
         with self._lock:
-            pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
-            pool.close()
+            self._closed = True
+            origins, self._origins = list(self._origins.values()), {}
+            openers = list(self._openers)
+        self._watcher.close()  # shuts the sockets of requests and handshakes under way
+        for opener in openers:
+            opener.join()
+        for origin in origins:
+            origin.close()
 
 
 def valid_host(host: str) -> bool:
@@ -275,86 +336,75 @@ def shown_url(url: str, limit: int = 200) -> str:
 
 
 def _transport_error(exc: BaseException, operation: str) -> TransportError:
-    """The typed error for a urllib3 or socket failure (the order matters: urllib3's classes overlap)."""
+    """The typed error for a urllib3, http.client or socket failure (the order matters: the classes overlap)."""
     if isinstance(exc, NewConnectionError):  # urllib3 derives it from ConnectTimeoutError, yet it is a refusal
         return TransportError(f"{operation}: {_connection_reason(exc)}")
     if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError, TimeoutError)):
         return RegistryTimeoutError(f"{operation}: timed out")
-    if isinstance(exc, SSLError):
+    if isinstance(exc, (SSLError, ssl.SSLError)):
         return TLSError(f"{operation}: TLS failed ({_ssl_reason(exc)})")
     return TransportError(f"{operation}: {_connection_reason(exc)}")
 
 
-class _Watch:
-    """Shuts the socket of one request that outlives its total limit, from a timer thread."""
+class _Origin:
+    """The kept-alive connections to one origin: up to `keep` idle ones, the most recently used on top."""
 
-    def __init__(self, seconds: float):
-        self.fired = False
-        self._connection: HTTPConnection | None = None
+    def __init__(self, new: Callable[[], HTTPConnection], keep: int):
+        self._new = new  # a connection not yet connected
+        self._keep = keep
+        self._idle: list[HTTPConnection] = []
+        self._busy = 0  # taken and not yet given back
+        self._closed = False
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
 
-    def attach(self, connection: HTTPConnection) -> None:
+    def take(self) -> HTTPConnection:
+        """An idle connection that is still usable, else a new one (connected by its first request)."""
         with self._lock:
-            self._connection = connection
-            if self.fired:
-                _shut(connection)
+            self._busy += 1
+            while self._idle:
+                conn = self._idle.pop()
+                if _usable(conn):
+                    return conn
+                conn.close()
+        return self._new()
 
-    def cancel(self) -> None:
-        self._timer.cancel()
-
-    def _fire(self) -> None:
+    def reserve(self, count: int) -> tuple[int, list[HTTPConnection]]:
+        """For open_connections: how many usable idle connections count toward `count` (no more than
+        `keep` leaves beside the busy ones), and new connections, taken, for the rest."""
         with self._lock:
-            self.fired = True
-            if self._connection is not None:
-                _shut(self._connection)
+            for conn in [c for c in self._idle if not _usable(c)]:
+                self._idle.remove(conn)
+                conn.close()
+            wanted = max(0, min(count, self._keep - self._busy))
+            ready = min(wanted, len(self._idle))
+            self._busy += wanted - ready
+        return ready, [self._new() for _ in range(wanted - ready)]
+
+    def give_back(self, conn: HTTPConnection, *, reusable: bool) -> None:
+        with self._lock:
+            self._busy -= 1
+            kept = reusable and conn.sock is not None and not self._closed and len(self._idle) < self._keep
+            if kept:
+                self._idle.append(conn)
+        if not kept:
+            conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
 
-def _shut(connection: HTTPConnection) -> None:
-    # socket.socket's own shutdown, also for TLS sockets: it wakes a read blocked in another thread.
-    if connection.sock is not None:
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(connection.sock, socket.SHUT_RDWR)
-
-
-class _Watched:
-    """A connection that shows itself to the _Watch of the request it serves (connect, then send)."""
-
-    def __init__(self, *args, current: threading.local, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._current = current
-
-    def connect(self) -> None:
-        self._show()
-        super().connect()
-
-    def request(self, *args, **kwargs) -> None:
-        self._show()
-        super().request(*args, **kwargs)
-
-    def _show(self) -> None:
-        watch = getattr(self._current, "watch", None)
-        if watch is not None:
-            watch.attach(self)
-
-
-class _Connection(_Watched, HTTPConnection):
-    pass
-
-
-class _TLSConnection(_Watched, HTTPSConnection):
-    @property
-    def is_connected(self) -> bool:
-        # urllib3 takes an idle socket with bytes waiting for a dropped connection. A TLS 1.3 server
-        # sends its session tickets after the handshake, so a connection opened ahead of its first
-        # request has such bytes: let OpenSSL read them, and only data or EOF count as dropped.
-        if self.sock is None:
-            return False
-        if not wait_for_read(self.sock, timeout=0.0):
-            return True
-        return isinstance(self.sock, ssl.SSLSocket) and _only_tls_records_waiting(self.sock)
+def _usable(conn: HTTPConnection) -> bool:
+    """Whether an idle connection can carry a request. urllib3 counts an idle socket with bytes
+    waiting as dropped (EOF, or an answer nobody asked for); but a TLS 1.3 server sends its session
+    tickets after the handshake, so a connection opened ahead of its first request has such bytes:
+    let OpenSSL read them, and only application data or EOF count as dropped."""
+    if conn.is_connected:
+        return True
+    return isinstance(conn.sock, ssl.SSLSocket) and _only_tls_records_waiting(conn.sock)
 
 
 def _only_tls_records_waiting(sock: ssl.SSLSocket) -> bool:
@@ -372,30 +422,111 @@ def _only_tls_records_waiting(sock: ssl.SSLSocket) -> bool:
             sock.settimeout(timeout)
 
 
-class _PoolMixin:
-    """Checkout of idle connection slots for open_connections, through urllib3's own (internal,
-    stable since 1.x) _get_conn/_put_conn: the pool stays the only owner of its connections."""
+class _Watcher:
+    """Shuts the socket of any request past its total limit: one thread for all of an HttpPools'
+    requests, sleeping until the nearest deadline (a heap). The thread starts with the first watch
+    and ends after LINGER seconds with nothing to watch; close() ends it at once and cuts short
+    every request still watched."""
 
-    def take_idle(self, count: int) -> list[HTTPConnection]:
-        """Up to `count` connections the pool can spare now, without waiting for one."""
-        taken = []
-        while len(taken) < count:
-            try:
-                taken.append(self._get_conn(timeout=0))
-            except EmptyPoolError:
-                break
-        return taken
+    LINGER = 0.1  # short: a process that forgets close() waits this long for the thread at exit
 
-    def give_back(self, conn: HTTPConnection) -> None:
-        self._put_conn(conn)
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._live = 0  # watches neither fired nor cancelled
+        self._order = itertools.count()  # ties on a deadline never compare two watches
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self._closed = False
+
+    def watch(self, conn: HTTPConnection, seconds: float) -> _Watch:
+        watch = _Watch(self, conn)
+        with self._cond:
+            if self._closed:
+                self._fire(watch)
+                return watch
+            if len(self._heap) > 64 + 2 * self._live:  # mostly cancelled entries: drop them
+                self._heap = [entry for entry in self._heap if not entry[2].done]
+                heapq.heapify(self._heap)
+            heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._order), watch))
+            self._live += 1
+            self._start()
+            if self._heap[0][2] is watch:
+                self._cond.notify()
+        return watch
+
+    def cancel(self, watch: _Watch) -> None:
+        with self._cond:
+            if not watch.done:
+                watch.done = True
+                self._live -= 1
+                if self._live == 0:  # only cancelled ones left: the thread, asleep until the
+                    self._heap.clear()  # first of them, may start its linger now
+                    self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            for _, _, watch in self._heap:
+                if not watch.done:
+                    self._fire(watch)
+            self._heap.clear()
+            self._live = 0
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _start(self) -> None:
+        if not self._running:
+            if self._thread is not None:
+                self._thread.join()  # it has left its loop (under this lock) and only returns now
+            self._thread = threading.Thread(target=self._run, name="spyglass-watch")
+            self._running = True
+            self._thread.start()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                now = time.monotonic()
+                while self._heap and (self._heap[0][2].done or self._heap[0][0] <= now):
+                    _, _, watch = heapq.heappop(self._heap)
+                    if not watch.done:
+                        self._live -= 1
+                        self._fire(watch)
+                if self._live == 0:
+                    self._heap.clear()
+                if self._heap:
+                    self._cond.wait(self._heap[0][0] - now)
+                elif not self._cond.wait(self.LINGER) and not self._heap:
+                    break
+            self._running = False
+
+    @staticmethod
+    def _fire(watch: _Watch) -> None:
+        watch.fired = watch.done = True
+        _shut(watch.conn)
 
 
-class _Pool(_PoolMixin, urllib3.HTTPConnectionPool):
-    ConnectionCls = _Connection
+class _Watch:
+    """One request's total limit, as its watcher sees it (state guarded by the watcher's lock)."""
+
+    def __init__(self, watcher: _Watcher, conn: HTTPConnection):
+        self.conn = conn
+        self.fired = False
+        self.done = False  # fired or cancelled
+        self._watcher = watcher
+
+    def cancel(self) -> None:
+        self._watcher.cancel(self)
 
 
-class _TLSPool(_PoolMixin, urllib3.HTTPSConnectionPool):
-    ConnectionCls = _TLSConnection
+def _shut(connection: HTTPConnection) -> None:
+    # socket.socket's own shutdown, also for TLS sockets: it wakes a read blocked in another thread.
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def _read_capped(raw, max_body: int, operation: str) -> bytes:
@@ -455,7 +586,7 @@ def _connection_reason(exc: BaseException) -> str:
             return "connection reset"
         if isinstance(cause, socket.gaierror):
             return "host not found"
-    if isinstance(exc, ProtocolError):
+    if isinstance(exc, (ProtocolError, HTTPException)):
         return "connection broken"
     return type(exc).__name__
 

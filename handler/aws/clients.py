@@ -11,7 +11,12 @@ import threading
 
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 10.0
-MAX_ATTEMPTS = 3  # botocore's own retries (standard mode: throttling, 5xx, connection errors)
+# botocore's retries, the only ones SNS Publish and the S3 upload get (no loop of ours on top). Standard
+# mode retries throttling errors, 5xx answers and connection errors with jittered exponential backoff.
+# MAX_ATTEMPTS counts every attempt, the first included: it is Config's total_max_attempts (its
+# max_attempts would count the retries only, one attempt more).
+RETRY_MODE = "standard"
+MAX_ATTEMPTS = 3
 
 
 def aws_errors() -> tuple[type[BaseException], ...]:
@@ -71,6 +76,6 @@ class AwsClients:
         if self._session is None:
             self._session = boto3.session.Session()
         config = Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
-                        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+                        retries={"mode": RETRY_MODE, "total_max_attempts": MAX_ATTEMPTS},
                         max_pool_connections=self._pool, use_fips_endpoint=fips)
         return self._session.client(service, region_name=region, config=config)

@@ -27,7 +27,6 @@ import uuid
 log = logging.getLogger("spyglass.lambda")
 
 MIN_SCAN_SECONDS = 0.001  # a scan always runs, so even a late invocation delivers a report
-PUBLISH_RESERVE = 1.0  # seconds kept back from publish retries for the function's own exit
 
 
 class Runtime:
@@ -119,7 +118,7 @@ def _invocation(settings, spec, scan_id: str, context, runtime: Runtime) -> dict
     if not decision.notify:
         log.info("notification skipped: %s", decision.reason)
         return result
-    result.update(_deliver(settings, runtime, report, scan_id, failure, context))
+    result.update(_deliver(settings, runtime, report, scan_id, failure))
     if state is not None:
         _record(state, spec.host, current, scan_id, report.finished_at)
     return result
@@ -177,8 +176,7 @@ def _scan_inputs(settings, spec, runtime: Runtime, budget: float | None):
         yield config, lambda default: EcrKeychain(registry_keychain or default, runtime.ecr_tokens)
 
 
-def _deliver(settings, runtime: Runtime, report, scan_id: str, failure, context) -> dict:
-    from engine.clock import Deadline
+def _deliver(settings, runtime: Runtime, report, scan_id: str, failure) -> dict:
     from handler.aws.clients import arn_region
     from handler.aws.sns import Publisher, S3Offload, deliver, log_full_report, report_document
 
@@ -186,10 +184,8 @@ def _deliver(settings, runtime: Runtime, report, scan_id: str, failure, context)
         log_full_report(report_document(report, scan_id, failure=failure), why="no SNS_TOPIC_ARN set",
                         level=logging.INFO)
         return {}
-    remaining = _remaining_seconds(context)
-    deadline = Deadline(runtime.clock, max(0.0, remaining - PUBLISH_RESERVE)) if remaining is not None else None
     sns = runtime.clients.client("sns", region=arn_region(settings.topic_arn))
-    publisher = Publisher(sns, settings.topic_arn, clock=runtime.clock, deadline=deadline)
+    publisher = Publisher(sns, settings.topic_arn)  # retried by botocore alone (handler/aws/clients.py)
     offload = S3Offload(runtime.clients.client("s3"), settings.report_bucket,
                         settings.report_prefix) if settings.report_bucket else None
     delivery = deliver(report, scan_id=scan_id, publisher=publisher, offload=offload, failure=failure)

@@ -12,24 +12,25 @@ object's location, with ``truncated: true``; if even those do not fit, as many
 as fit are kept and ``omitted_containers`` says how many are left out. Subscribers
 can filter on the attributes endpoint, status, stale_count, error_count.
 
-Publishing is retried with backoff on throttling and transient failures. When it
-still fails the full report is written to the log (in parts small enough for
-CloudWatch) and DeliveryError is raised, so Lambda's retry and on-failure
-destination take over. The scan id in the message lets subscribers drop repeats.
+Publishing is one call: botocore retries it on throttling, 5xx answers and
+connection errors (standard mode, ``MAX_ATTEMPTS`` attempts with jittered
+backoff, configured where the client is built: handler/aws/clients.py); there is
+no loop of our own on top. When it still fails the full report is written to the
+log (in parts small enough for CloudWatch) and DeliveryError is raised, so
+Lambda's retry and on-failure destination take over. The scan id in the message
+lets subscribers drop repeats.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import random
 import re
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Callable
 
-from engine.clock import Clock, Deadline, SystemClock
 from engine.errors import SpyglassError
 from engine.report import ERROR, STALE, Report, render_text, summary_line
 from engine.text import one_line
@@ -43,9 +44,6 @@ SUBJECT_MAX = 99  # SNS: "less than 100 characters"
 JSON_PROTOCOLS = ("sqs", "lambda", "http", "https")
 LOG_LINE_BYTES = 200_000  # CloudWatch cuts log events at 256 KiB
 SUMMARY_NAMES = 10
-_RETRYABLE = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
-                        "InternalError", "InternalFailure", "ServiceUnavailable", "KMSThrottlingException",
-                        "KMSThrottling"})
 
 
 class DeliveryError(SpyglassError):
@@ -240,16 +238,11 @@ class S3Offload:
 # -- publishing ------------------------------------------------------------------
 
 class Publisher:
-    """SNS Publish with bounded retries (on top of botocore's own) and backoff inside a deadline."""
+    """SNS Publish, retried by botocore alone (the client's retry configuration, see clients.py)."""
 
-    def __init__(self, client, topic_arn: str, *, clock: Clock | None = None, attempts: int = 3,
-                 base_delay: float = 0.5, max_delay: float = 4.0, deadline: Deadline | None = None):
+    def __init__(self, client, topic_arn: str):
         self._client = client
         self.topic_arn = topic_arn
-        self._clock = clock or SystemClock()
-        self._attempts = attempts
-        self._base, self._max = base_delay, max_delay
-        self._deadline = deadline
 
     def publish(self, message: SnsMessage, *, scan_id: str, endpoint: str) -> str:
         request = {"TopicArn": self.topic_arn, "Message": message.message, "MessageStructure": "json",
@@ -257,30 +250,10 @@ class Publisher:
         if self.topic_arn.endswith(".fifo"):
             request["MessageGroupId"] = "spyglass-" + hashlib.sha256(endpoint.encode()).hexdigest()[:32]
             request["MessageDeduplicationId"] = re.sub(r"[^A-Za-z0-9_-]", "-", scan_id)[:128]
-        for attempt in range(self._attempts):
-            try:
-                return self._client.publish(**request)["MessageId"]
-            except aws_errors() as exc:
-                code = error_code(exc)
-                if not _retryable(exc, code) or attempt == self._attempts - 1 or not self._wait(attempt):
-                    raise DeliveryError(f"publish to {self.topic_arn}: {code}") from None
-                log.warning("publish to %s failed (%s); retrying", self.topic_arn, code)
-        raise DeliveryError(f"publish to {self.topic_arn}: no attempt made")
-
-    def _wait(self, attempt: int) -> bool:
-        delay = min(self._max, self._base * 2 ** attempt) * random.uniform(0.5, 1.0)  # nosec B311 # backoff jitter, not cryptography
-        remaining = self._deadline.remaining() if self._deadline is not None else None
-        if remaining is not None and delay >= remaining:
-            return False
-        self._clock.sleep(delay)
-        return True
-
-
-def _retryable(exc: BaseException, code: str) -> bool:
-    if not hasattr(exc, "response"):
-        return True  # BotoCoreError: connection reset, timeout, endpoint unreachable
-    status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0
-    return code in _RETRYABLE or status >= 500
+        try:
+            return self._client.publish(**request)["MessageId"]
+        except aws_errors() as exc:
+            raise DeliveryError(f"publish to {self.topic_arn}: {error_code(exc)}") from None
 
 
 def deliver(report: Report, *, scan_id: str, publisher: Publisher, offload: S3Offload | None = None,

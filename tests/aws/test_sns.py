@@ -7,14 +7,15 @@ import logging
 
 import jsonschema
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import EndpointConnectionError
 
-from engine.clock import FakeClock
+from handler.aws.clients import MAX_ATTEMPTS
 from handler.aws.sns import (MAX_MESSAGE_BYTES, DeliveryError, Publisher, S3Offload, compose, deliver,
                              log_full_report, subject)
 from handler.logs import JsonFormatter
 
 from .conftest import SCHEMA
+from .refusals import Refusals
 from .reports import fleet_report
 
 SMALL = {"fresh": 5, "stale": 2, "error": 1, "skipped": 2}
@@ -109,43 +110,32 @@ def test_when_even_the_stale_and_errored_containers_do_not_fit_as_many_as_fit_ar
                               Subject=message.subject, MessageAttributes=message.attributes)
 
 
-class FlakySns:
-    """Fails with the given errors in turn, then accepts."""
-
-    def __init__(self, *errors):
-        self.errors = list(errors)
-        self.calls = 0
-
-    def publish(self, **request):
-        self.calls += 1
-        if self.errors:
-            raise self.errors.pop(0)
-        return {"MessageId": f"id-{self.calls}"}
+def _publish(aws, report=None) -> str:
+    publisher = Publisher(aws.client("sns"), aws.topic_arn)
+    return publisher.publish(compose(report or fleet_report(SMALL), "s"), scan_id="s", endpoint="e")
 
 
-def client_error(code: str, status: int) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": "no"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-                       "Publish")
+def test_botocore_retries_throttling_and_network_errors_and_the_message_arrives_once(aws):
+    refusals = Refusals(("Throttling", 400), EndpointConnectionError(endpoint_url="x")).install(aws.client("sns"))
+    assert _publish(aws)
+    assert refusals.calls == 3
+    aws.receive(aws.raw_queue, at_least=1)
+    assert aws.receive(aws.raw_queue) == []  # drained: the one that passed was the only one
 
 
-def test_throttling_and_network_errors_are_retried_with_backoff():
-    sns, clock = FlakySns(client_error("Throttling", 400), EndpointConnectionError(endpoint_url="x")), FakeClock()
-    message_id = Publisher(sns, "arn:aws:sns:us-east-1:1:t", clock=clock).publish(
-        compose(fleet_report(SMALL), "s"), scan_id="s", endpoint="e")
-    assert message_id == "id-3" and sns.calls == 3 and clock.monotonic() > 0
-
-
-def test_a_permanent_error_is_not_retried_and_retries_are_bounded():
-    sns = FlakySns(client_error("AuthorizationError", 403))
+def test_a_permanent_error_is_not_retried(aws):
+    refusals = Refusals.always("AuthorizationError", 403).install(aws.client("sns"))
     with pytest.raises(DeliveryError, match="AuthorizationError"):
-        Publisher(sns, "arn:t", clock=FakeClock()).publish(compose(fleet_report(SMALL), "s"), scan_id="s",
-                                                           endpoint="e")
-    assert sns.calls == 1
-    sns = FlakySns(*[client_error("InternalError", 500)] * 10)
-    with pytest.raises(DeliveryError):
-        Publisher(sns, "arn:t", clock=FakeClock(), attempts=3).publish(compose(fleet_report(SMALL), "s"),
-                                                                        scan_id="s", endpoint="e")
-    assert sns.calls == 3
+        _publish(aws)
+    assert refusals.calls == 1
+
+
+def test_retries_stop_at_the_clients_attempts_with_no_loop_of_ours_on_top(aws):
+    refusals = Refusals.always("InternalError", 500).install(aws.client("sns"))
+    with pytest.raises(DeliveryError, match="InternalError"):
+        _publish(aws)
+    assert refusals.calls == MAX_ATTEMPTS == 3
+    assert aws.receive(aws.raw_queue) == []
 
 
 def test_a_fifo_topic_gets_a_group_and_the_scan_id_as_deduplication_id():
