@@ -19,6 +19,7 @@ never contain a secret; URLs are passed through :func:`redact_url` first.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 # Query parameters that may carry a secret in a URL we log or report.
@@ -102,6 +103,17 @@ class TLSError(TransportError):
 
 class RegistryTimeoutError(TransportError):
     reason = "timeout"
+
+
+def causes(exc: BaseException | None) -> Iterator[BaseException]:
+    """exc, then what it wraps, outermost first: ``__cause__``, ``__context__``, an exception
+    among its arguments (requests wraps urllib3's so), or a ``reason`` (urllib3's MaxRetryError)."""
+    seen: set[int] = set()
+    while isinstance(exc, BaseException) and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        wrapped = [arg for arg in exc.args if isinstance(arg, BaseException)]
+        exc = exc.__cause__ or exc.__context__ or (wrapped[0] if wrapped else None) or getattr(exc, "reason", None)
 
 
 def redact_url(url: str) -> str:

@@ -65,11 +65,14 @@ def scan(source: ContainerSource, options: ScanOptions = ScanOptions(), *, pools
     deadline = Deadline(clock, options.timeout)
     # The trust store takes tens of ms of CPU to load: load it while the daemon answers.
     threading.Thread(target=_quietly, args=(pools.load_trust,), name="spyglass-trust", daemon=True).start()
-    listing = source.list_containers(lambda c: _needs_registry(c, options))
+    listing = source.list_containers(lambda c: _needs_registry(c, options), concurrency=options.concurrency,
+                                     progress=progress)
     settled, pending = _triage(listing.containers, options)
     log.info("listed %d containers on %s: %d to check against %d registries", len(listing.containers),
              source.endpoint, len(pending), len({p.reference.registry.name for p in pending}),
              extra={"endpoint": source.endpoint, "api_version": listing.api_version})
+    if progress is not None:  # the handshakes come first: say so before the first lookup is done
+        progress("registries", 0, len({_key(p.reference) for p in pending}))
     clients = _clients(pending, pools=pools, keychain=keychain, token_cache=token_cache, clock=clock,
                        deadline=deadline)
     lookups = _look_up(pending, clients, options.concurrency, deadline, progress)
