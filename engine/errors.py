@@ -4,6 +4,8 @@
     ├── InvalidReferenceError      a reference that the distribution grammar rejects
     ├── ConfigurationError         bad settings or files (exit code 2)
     ├── DaemonError                the Docker endpoint could not be listed (exit code 3)
+    ├── UnavailableError           a service spyglass relies on was busy or unreachable
+    │                              (a throttled or failing AWS API): temporary (exit code 3)
     └── RegistryError              a registry operation failed; carries registry, repository, status
         ├── UnauthorizedError      401/403, or credentials refused
         ├── NotFoundError          404, or MANIFEST_UNKNOWN / NAME_UNKNOWN
@@ -12,8 +14,9 @@
             ├── TLSError           handshake or verification failed
             └── RegistryTimeoutError  connect/read timeout or the scan deadline
 
-Each class names the report ``reason`` it maps to, so callers branch on the
-class, never on message text. Messages read ``operation subject: cause`` and
+Each class names the report ``reason`` it maps to, and says whether trying
+again later could help (``temporary``), so callers branch on the class, never
+on message text. Messages read ``operation subject: cause`` and
 never contain a secret; URLs are passed through :func:`redact_url` first.
 """
 from __future__ import annotations
@@ -30,6 +33,7 @@ class SpyglassError(Exception):
     """Root of every error spyglass raises on purpose."""
 
     reason = "error"
+    temporary = False  # whether trying again later could help
 
 
 class InvalidReferenceError(SpyglassError):
@@ -42,6 +46,13 @@ class ConfigurationError(SpyglassError):
 
 class DaemonError(SpyglassError):
     reason = "daemon-error"
+
+
+class UnavailableError(SpyglassError):
+    """A service answered "not now" (throttled, 5xx) or could not be reached: not a settings problem."""
+
+    reason = "unavailable"
+    temporary = True
 
 
 class RegistryError(SpyglassError):

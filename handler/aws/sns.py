@@ -32,7 +32,7 @@ from typing import Callable
 from engine.clock import Clock, Deadline, SystemClock
 from engine.errors import SpyglassError
 from engine.report import ERROR, STALE, Report, render_text, summary_line
-from handler.aws.clients import aws_errors, error_code
+from handler.aws.clients import aws_errors, error_code, is_temporary
 
 log = logging.getLogger("spyglass.aws")
 
@@ -42,13 +42,14 @@ SUBJECT_MAX = 99  # SNS: "less than 100 characters"
 JSON_PROTOCOLS = ("sqs", "lambda", "http", "https")
 LOG_LINE_BYTES = 200_000  # CloudWatch cuts log events at 256 KiB
 SUMMARY_NAMES = 10
-_RETRYABLE = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
-                        "InternalError", "InternalFailure", "ServiceUnavailable", "KMSThrottlingException",
-                        "KMSThrottling"})
 
 
 class DeliveryError(SpyglassError):
     reason = "delivery"
+
+    def __init__(self, message: str, *, temporary: bool = False):
+        super().__init__(message)
+        self.temporary = temporary
 
 
 @dataclass(frozen=True)
@@ -265,8 +266,9 @@ class Publisher:
                 return self._client.publish(**request)["MessageId"]
             except aws_errors() as exc:
                 code = error_code(exc)
-                if not _retryable(exc, code) or attempt == self._attempts - 1 or not self._wait(attempt):
-                    raise DeliveryError(f"publish to {self.topic_arn}: {code}") from None
+                temporary = is_temporary(exc)
+                if not temporary or attempt == self._attempts - 1 or not self._wait(attempt):
+                    raise DeliveryError(f"publish to {self.topic_arn}: {code}", temporary=temporary) from None
                 log.warning("publish to %s failed (%s); retrying", self.topic_arn, code)
         raise DeliveryError(f"publish to {self.topic_arn}: no attempt made")
 
@@ -277,13 +279,6 @@ class Publisher:
             return False
         self._clock.sleep(delay)
         return True
-
-
-def _retryable(exc: BaseException, code: str) -> bool:
-    if not hasattr(exc, "response"):
-        return True  # BotoCoreError: connection reset, timeout, endpoint unreachable
-    status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0
-    return code in _RETRYABLE or status >= 500
 
 
 def deliver(report: Report, *, scan_id: str, publisher: Publisher, offload: S3Offload | None = None,
