@@ -200,7 +200,7 @@ class InFlight:
 def test_pulled_containers_are_inspected_side_by_side_up_to_the_concurrency(world, daemon_proxy, pulled_fleet):
     listed = world.stack.daemon.admin.containers(filters={"name": "f-pulled-00"})
     assert listed[0]["Image"].startswith("sha256:")  # what makes the inspects necessary
-    concurrency, held = 4, InFlight(0.3)
+    concurrency, held = 4, InFlight(0.5)
     with daemon_proxy.rules(Rule(INSPECT_CONTAINER, held)):
         result = world.scan("--scope", PULLED_SCOPE, "--concurrency", str(concurrency),
                             env=_env_for(world, daemon_proxy))
@@ -216,6 +216,7 @@ def test_pulled_containers_are_inspected_side_by_side_up_to_the_concurrency(worl
         "/v1.41/containers/json", "/v1.41/images/json", "/version", "/version"]
     assert len([c for c in calls if c.startswith("/v1.41/containers/") and c.count("/") == 4]) == PULLED
     assert connections == concurrency  # the two listing connections, then two more
+    assert not [t for t in threading.enumerate() if t.name.startswith("spyglass-daemon")]  # none outlives the scan
 
 
 def test_a_failed_inspect_costs_its_own_container_only(world, daemon_proxy, pulled_fleet):
