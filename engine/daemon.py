@@ -12,7 +12,8 @@ started: the state ``docker pull`` without a recreate leaves, and Watchtower's
 monitor-only mode), whose configured name only its inspect shows. Those calls
 run side by side, up to the scan's concurrency, each on a connection of its own
 (the two listing connections first, then new ones pinned to the negotiated
-version): k of them cost ceil(k / concurrency) round trips, not k.
+version): k of them cost ceil(k / concurrency) round trips, not k (plus TCP and
+TLS once, for the new connections).
 """
 from __future__ import annotations
 
