@@ -6,9 +6,14 @@
                               into a two-platform index over the pushed manifest
     reconcile(stack, fleet)   remove the containers whose slot differs, create the
                               missing ones: the daemon holds exactly the fleet
+    pulled(stack, fleet)      (a context) docker pull of each stale tag the fleet runs,
+                              nothing recreated: the daemon then lists those containers
+                              by image ID, as Watchtower's monitor-only mode leaves them;
+                              the local tags are put back afterwards
 """
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 from collections import defaultdict
@@ -16,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from tests.stack import ContainerSpec, Platform, run_containers
+from tests.stack.images import pull
 
 from .distant import DistantStack
 from .fleet import SLOT_LABEL, Fleet, Slot, rebuild_plan
@@ -89,5 +95,31 @@ def reconcile(stack: DistantStack, fleet: Fleet) -> BuildStep:
     return BuildStep(len(create), len(remove), time.monotonic() - started)
 
 
+@contextlib.contextmanager
+def pulled(stack: DistantStack, fleet: Fleet):
+    """Inside the block the fleet's stale tags are pulled anew; yields how many containers the daemon
+    now lists by image ID. The old images get their tags back at the end, so later fleets start
+    their containers from the images the truth expects."""
+    client = stack.daemon.admin
+    stale = [s for s in fleet.slots() if s.stale]
+    before = {s: client.inspect_image(image_reference(stack, s))["Id"] for s in stale}
+    try:
+        with ThreadPoolExecutor(WORKERS) as pool:
+            list(pool.map(lambda s: pull(client, _repository(stack, s), s.tag, _auth(stack, s)), stale))
+        listed = client.containers(filters={"label": SLOT_LABEL})
+        yield sum(c["Image"].startswith("sha256:") for c in listed)
+    finally:
+        for s, image_id in before.items():
+            client.tag(image_id, _repository(stack, s), s.tag, force=True)
+
+
 def image_reference(stack: DistantStack, s: Slot) -> str:
-    return f"{stack.address(s.registry)}/{s.repository}:{s.tag}"
+    return f"{_repository(stack, s)}:{s.tag}"
+
+
+def _repository(stack: DistantStack, s: Slot) -> str:
+    return f"{stack.address(s.registry)}/{s.repository}"
+
+
+def _auth(stack: DistantStack, s: Slot) -> dict | None:
+    return stack.admin_account.auth_config() if s.registry == "secure" else None

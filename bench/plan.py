@@ -22,6 +22,7 @@ class Settings:
     runs: int = 5  # scans of the default fleet at the delay
     local_runs: int = 3  # scans of the default fleet at delay 0 (none when the delay is 0 already)
     sweep_runs: int = 3
+    pulled_runs: int = 5  # scans of the default fleet after `docker pull` of its stale tags (0: none)
     warmups: int = 1  # unrecorded scans before each point's runs
     sweep_containers: tuple[int, ...] = (50, 300, 1000)
     sweep_images: tuple[int, ...] = (25, 100, 300)
@@ -44,7 +45,7 @@ class Settings:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(self).items()}
 
 
-QUICK = dict(containers=40, images=20, stale=5, runs=1, local_runs=1, sweep_runs=1, warmups=1,
+QUICK = dict(containers=40, images=20, stale=5, runs=1, local_runs=1, sweep_runs=1, pulled_runs=1, warmups=1,
              sweep_containers=(20, 40, 80), sweep_images=(10, 20, 40), startup_samples=3)
 
 

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     print(output.text_summary(result))
     for path in paths:
         _say(f"wrote {path}")
-    return 0 if all(p["correct"] for p in result["points"]) else 1
+    return 0 if output.all_correct(result) else 1
 
 
 def _run(settings: Settings, stack: DistantStack, workdir: Path) -> dict:
@@ -128,7 +128,23 @@ def _point(stack: DistantStack, point: Point, settings: Settings, network: dict,
         local = _scans(stack, fleet, truth, command, workdir, tree, 0.0, settings.local_runs, settings.warmups)
         summary["local"] = {**_summarise(local), "runs": [r.as_dict() for r in local]}
         _say(f"  at delay 0: median {summary['local']['wall_median_s']:.3f} s")
+    if "default" in point.roles and settings.pulled_runs:
+        summary["pulled"] = _pulled(stack, fleet, truth, command, workdir, tree, settings, summary)
     return summary
+
+
+def _pulled(stack: DistantStack, fleet: Fleet, truth, command, workdir: Path, tree: Path | None,
+            settings: Settings, clean: dict) -> dict:
+    """The same fleet after `docker pull` of its stale tags without a recreate, at the delay."""
+    with build.pulled(stack, fleet) as listed_by_id:
+        settle()
+        _say(f"  pulled {fleet.stale} stale tags without a recreate: {listed_by_id} containers listed by image ID")
+        runs = _scans(stack, fleet, truth, command, workdir, tree, settings.delay, settings.pulled_runs,
+                      settings.warmups)
+    pulled = {**_summarise(runs), "runs": [r.as_dict() for r in runs], "listed_by_id": listed_by_id}
+    pulled["to_clean"] = round(pulled["wall_median_s"] / clean["wall_median_s"], 3)
+    _say(f"  pulled: median {pulled['wall_median_s']:.3f} s, {pulled['to_clean']:.2f}x the clean state")
+    return pulled
 
 
 def _scans(stack, fleet: Fleet, truth, command, workdir: Path, tree: Path | None, delay: float, count: int,
@@ -263,6 +279,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=defaults.concurrency, help="spyglass --concurrency")
     p.add_argument("--runs", type=int, help=f"measured scans of the default fleet (default {defaults.runs})")
     p.add_argument("--sweep-runs", type=int, help=f"measured scans per sweep fleet (default {defaults.sweep_runs})")
+    p.add_argument("--pulled-runs", type=int, help="measured scans of the default fleet after `docker pull` of "
+                   f"its stale tags without a recreate (default {defaults.pulled_runs}; 0 for none)")
     p.add_argument("--sweep-containers", type=_sizes, help="N of the N sweep (default 50,300,1000)")
     p.add_argument("--sweep-images", type=_sizes, help="M of the M sweep (default 25,100,300)")
     p.add_argument("--sweep-fixed-images", type=int, help="M held during the N sweep (default: smallest M)")
@@ -279,8 +297,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(args) -> Settings:
     chosen = dict(QUICK) if args.quick else {}
-    for name in ("containers", "images", "stale", "runs", "sweep_runs", "sweep_containers", "sweep_images",
-                 "sweep_fixed_images"):
+    for name in ("containers", "images", "stale", "runs", "sweep_runs", "pulled_runs", "sweep_containers",
+                 "sweep_images", "sweep_fixed_images"):
         value = getattr(args, name)
         if value is not None:
             chosen[name] = value

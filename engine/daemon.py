@@ -4,18 +4,28 @@ A scan costs a constant number of Engine API calls whatever the number of
 containers: one container list and one image list, each on its own connection
 after that connection's version negotiation. The two chains run side by side,
 so the listing costs one round trip less than the same four calls in a row.
-Per-container calls happen only for anomalies: an image missing from the
-image list (removed, or listed under another filter), or a container whose
-configured reference the daemon replaced by an image ID (the local tag moved
-since it started), whose configured name only its inspect shows.
+
+Per-container calls happen only for anomalies: an image missing from the image
+list (removed, or listed under another filter), or a container whose configured
+reference the daemon replaced by an image ID (the local tag moved since it
+started: the state ``docker pull`` without a recreate leaves, and Watchtower's
+monitor-only mode), whose configured name only its inspect shows. Those calls
+run side by side, up to the scan's concurrency, each on a connection of its own
+(the two listing connections first, then new ones pinned to the negotiated
+version): k of them cost ceil(k / concurrency) round trips, not k (plus TCP and
+TLS once, for the new connections).
 """
 from __future__ import annotations
 
+import http.client
+import socket
+import ssl
 import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol
 
-from .errors import DaemonError
+from .errors import DaemonError, causes
 
 _ID_PREFIX = "sha256:"
 
@@ -54,93 +64,165 @@ class Listing:
     api_version: str
 
 
+# (phase, done, in all), as engine.scan.Progress: this module reports connecting, listing, inspecting.
+DaemonProgress = Callable[[str, int, int], None]
+
+
 class ContainerSource(Protocol):
     """What the scan needs from a daemon; tests may pass a fake."""
 
     endpoint: str
 
-    def list_containers(self, wanted: Callable[[ContainerInfo], bool] | None = None) -> Listing: ...
+    def list_containers(self, wanted: Callable[[ContainerInfo], bool] | None = None, *, concurrency: int = 8,
+                        progress: DaemonProgress | None = None) -> Listing: ...
 
 
 class DockerDaemon:
     def __init__(self, settings: DaemonSettings):
         self.settings = settings
         self.endpoint = settings.host
-        self._client = None
 
-    def list_containers(self, wanted: Callable[[ContainerInfo], bool] | None = None) -> Listing:
-        """Every container; the per-container fallbacks run only for those ``wanted`` accepts."""
-        images_listed = _Background(self._list_images)
-        client = self._connect()
+    def list_containers(self, wanted: Callable[[ContainerInfo], bool] | None = None, *, concurrency: int = 8,
+                        progress: DaemonProgress | None = None) -> Listing:
+        """Every container; the per-container calls run only for those ``wanted`` accepts.
+
+        Outline: the image list on a connection of its own, beside the container list on the
+        main one; then the per-container calls, up to ``concurrency`` at a time. Every thread it
+        starts has ended, and every connection is closed, when it returns (a warm Lambda would
+        carry leftovers into its next invocation). ``progress`` is called from this thread only.
+        """
+        progress = progress or _silent
+        progress("connecting", 0, 0)
+        clients = _Clients(self.settings)
         try:
-            containers = client.containers(all=True)
+            with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="spyglass-daemon") as pool:
+                images_listed = pool.submit(self._list_images, clients)
+                client = clients.negotiated()
+                progress("listing", 0, 0)
+                containers = self._list_containers(client)
+                clients.release(client)
+                images = images_listed.result()
+                infos = [_summary_info(summary, images) for summary in containers]
+                chosen = [i for i, info in enumerate(infos) if wanted is None or wanted(info)]
+                answers = _inspect(_calls_needed([infos[i] for i in chosen], images), pool, clients, progress)
+            for i in chosen:
+                infos[i] = _completed(infos[i], answers)
+            return Listing(tuple(infos), client.api_version)
+        finally:
+            clients.close()
+
+    def _list_containers(self, client) -> list[dict]:
+        try:
+            return client.containers(all=True)
         except Exception as exc:  # the SDK raises requests' and its own errors alike
             raise DaemonError(f"list containers on {self.endpoint}: {_reason(exc)}") from exc
-        images = images_listed.result()
-        infos = []
-        for summary in containers:
-            info = _summary_info(summary, images)
-            if wanted is None or wanted(info):
-                info = self._complete(client, info, images)
-            infos.append(info)
-        return Listing(tuple(infos), client.api_version)
 
-    def _connect(self):
-        if self._client is None:
-            self._client = _api_client(self.settings)
-        return self._client
-
-    def _list_images(self) -> dict[str, dict]:
+    def _list_images(self, clients: _Clients) -> dict[str, dict]:
         # A client of its own: its connection and version negotiation run beside the main one's.
-        client = _api_client(self.settings)
+        client = clients.negotiated()
         try:
             return {image["Id"]: image for image in client.images()}
         except Exception as exc:
             raise DaemonError(f"list images on {self.endpoint}: {_reason(exc)}") from exc
         finally:
+            clients.release(client)
+
+
+class _Clients:
+    """The endpoint's API clients, each lent to one call at a time, so each holds one connection.
+
+    The SDK's client is a requests session whose pool keeps ten connections per host and
+    whose thread safety requests does not promise: a client per call in flight avoids both
+    questions, and costs no Engine API call once one client has negotiated the version.
+    """
+
+    def __init__(self, settings: DaemonSettings):
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._idle: list = []
+        self._made: list = []
+        self._version: str | None = None
+
+    def negotiated(self):
+        """A new client that asks the daemon for its API version (what the listing needs first)."""
+        client = self._keep(_api_client(self._settings))
+        with self._lock:
+            self._version = self._version or client.api_version
+        return client
+
+    def call(self, method: str, *args):
+        """One SDK call on an idle client, or on a new one pinned to the negotiated version."""
+        with self._lock:
+            client = self._idle.pop() if self._idle else None
+        client = client or self._keep(_api_client(self._settings, version=self._version))
+        try:
+            return getattr(client, method)(*args)
+        finally:
+            self.release(client)
+
+    def release(self, client) -> None:
+        with self._lock:
+            self._idle.append(client)
+
+    def close(self) -> None:
+        with self._lock:
+            made, self._made, self._idle = self._made, [], []
+        for client in made:
             client.close()
 
-    def _complete(self, client, info: ContainerInfo, images: dict) -> ContainerInfo:
-        """Fill in what the two listings lacked for this container, with one call each."""
-        changes = {}
-        if info.image_id not in images:
-            try:
-                images[info.image_id] = client.inspect_image(info.image_id)
-                changes["repo_digests"] = tuple(images[info.image_id].get("RepoDigests") or ())
-            except Exception as exc:
-                changes["problem"] = f"inspect image {info.image_id[:19]} of {info.name}: {_reason(exc)}"
-        if _looks_like_id(info.image, info.image_id):
-            try:
-                config = client.inspect_container(info.id).get("Config") or {}
-                changes["image"] = config.get("Image") or info.image
-            except Exception as exc:
-                changes["problem"] = f"inspect container {info.name}: {_reason(exc)}"
-        return replace(info, **changes) if changes else info
+    def _keep(self, client):
+        with self._lock:
+            self._made.append(client)
+        return client
 
 
-class _Background:
-    """One call on a daemon thread; result() waits for it and re-raises what it raised.
+@dataclass(frozen=True)
+class _Call:
+    method: str  # inspect_image or inspect_container
+    subject: str  # the image ID or the container ID
 
-    A daemon thread: when the main listing fails first, nothing waits for this one."""
 
-    def __init__(self, call: Callable[[], object]):
-        self._call = call
-        self._value: object = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="spyglass-daemon-listing", daemon=True)
-        self._thread.start()
+def _calls_needed(chosen: list[ContainerInfo], images: dict) -> list[_Call]:
+    """One inspect per image ID the image list lacks, one per container listed by image ID."""
+    missing = dict.fromkeys(info.image_id for info in chosen if info.image_id not in images)
+    return ([_Call("inspect_image", image_id) for image_id in missing]
+            + [_Call("inspect_container", info.id) for info in chosen if _looks_like_id(info.image, info.image_id)])
 
-    def _run(self) -> None:
-        try:
-            self._value = self._call()
-        except BaseException as exc:  # noqa: BLE001 - handed to result()
-            self._error = exc
 
-    def result(self):
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
+def _inspect(calls: list[_Call], pool: ThreadPoolExecutor, clients: _Clients,
+             progress: DaemonProgress) -> dict[_Call, object]:
+    """Every call side by side; each answer, or the exception that stood for it."""
+    if not calls:
+        return {}
+    progress("inspecting", 0, len(calls))
+    running = {pool.submit(clients.call, call.method, call.subject): call for call in calls}
+    answers: dict[_Call, object] = {}
+    for done, future in enumerate(as_completed(running), 1):
+        answers[running[future]] = future.exception() or future.result()
+        progress("inspecting", done, len(calls))
+    return answers
+
+
+def _completed(info: ContainerInfo, answers: dict[_Call, object]) -> ContainerInfo:
+    """A container with what its inspects answered; a failed one becomes its problem."""
+    if not answers:
+        return info
+    changes = {}
+    image = answers.get(_Call("inspect_image", info.image_id))
+    if isinstance(image, BaseException):
+        changes["problem"] = f"inspect image {info.image_id[:19]} of {info.name}: {_reason(image)}"
+    elif image is not None:
+        changes["repo_digests"] = tuple(image.get("RepoDigests") or ())
+    container = answers.get(_Call("inspect_container", info.id))
+    if isinstance(container, BaseException):
+        changes["problem"] = f"inspect container {info.name}: {_reason(container)}"
+    elif container is not None:
+        changes["image"] = (container.get("Config") or {}).get("Image") or info.image
+    return replace(info, **changes) if changes else info
+
+
+def _silent(phase: str, done: int, total: int) -> None:
+    """No progress wanted."""
 
 
 def _summary_info(summary: dict, images: dict) -> ContainerInfo:
@@ -158,7 +240,8 @@ def _looks_like_id(image: str, image_id: str) -> bool:
     return image == image_id or (len(bare) == 64 and all(c in "0123456789abcdef" for c in bare))
 
 
-def _api_client(settings: DaemonSettings):
+def _api_client(settings: DaemonSettings, *, version: str | None = None):
+    """A client of the endpoint; without ``version`` it asks the daemon (one GET /version)."""
     import docker  # imported here: a Lambda cold start that never lists pays nothing for it
     from docker.tls import TLSConfig
 
@@ -173,7 +256,7 @@ def _api_client(settings: DaemonSettings):
         # "auto" asks the daemon for its API version, so both old engines (20.10 serves 1.41)
         # and current ones that refuse old versions are spoken to in their own version.
         return _endpoint_client_class(docker.APIClient)(
-            base_url=settings.host, version="auto", tls=tls, timeout=settings.timeout)
+            base_url=settings.host, version=version or "auto", tls=tls, timeout=settings.timeout)
     except Exception as exc:
         raise DaemonError(f"connect to {settings.host}: {_reason(exc)}") from exc
 
@@ -188,19 +271,43 @@ def _endpoint_client_class(base):
     return type("EndpointClient", (base,), {"trust_env": property(lambda self: False, lambda self, value: None)})
 
 
+# OpenSSL's reason codes for the alerts a daemon sends about the client's certificate.
+_TLS_ALERTS = {"TLSV13_ALERT_CERTIFICATE_REQUIRED": "the daemon requires a client certificate",
+               "SSLV3_ALERT_BAD_CERTIFICATE": "the daemon rejected the client certificate",
+               "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "the daemon rejected the client certificate",
+               "TLSV1_ALERT_UNKNOWN_CA": "the daemon does not trust the client certificate's CA"}
+
+
 def _reason(exc: BaseException) -> str:
-    """A one-line cause from the SDK's nested exceptions, without the request URL's query."""
-    text = str(exc)
-    for marker, reason in (("CERTIFICATE_VERIFY_FAILED", "TLS certificate verification failed"),
-                           ("certificate required", "the daemon requires a client certificate"),
-                           ("bad certificate", "the daemon rejected the client certificate"),
-                           ("unknown ca", "the daemon does not trust the client certificate's CA"),
-                           ("Connection refused", "connection refused"),
-                           ("Read timed out", "timed out"), ("timed out", "timed out"),
-                           ("Connection reset", "connection reset"),
-                           ("Remote end closed connection", "the daemon closed the connection"),
-                           ("No such file or directory", "no such socket")):
-        if marker in text:
+    """A one-line cause, chosen by the types along the SDK's chain of exceptions, never by their text.
+
+    The outermost cause that is understood wins: the daemon's own answer (an API error),
+    then what the TLS, socket and HTTP layers beneath it raised.
+    """
+    for cause in causes(exc):
+        reason = _known_reason(cause)
+        if reason:
             return reason
-    first = text.splitlines()[0] if text else type(exc).__name__
-    return first[:200]
+    text = str(exc)
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def _known_reason(exc: BaseException) -> str | None:
+    from docker.errors import APIError
+    from requests.exceptions import Timeout
+
+    if isinstance(exc, APIError):
+        return str(exc.explanation or exc.status_code or "the daemon refused the call")[:200]
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "TLS certificate verification failed"
+    if isinstance(exc, ssl.SSLError):
+        return _TLS_ALERTS.get(exc.reason or "")
+    if isinstance(exc, (Timeout, TimeoutError)):
+        return "timed out"
+    for kind, reason in ((ConnectionRefusedError, "connection refused"),
+                         (http.client.RemoteDisconnected, "the daemon closed the connection"),
+                         (ConnectionResetError, "connection reset"), (FileNotFoundError, "no such socket"),
+                         (socket.gaierror, "host not found")):
+        if isinstance(exc, kind):
+            return reason
+    return None

@@ -4,6 +4,8 @@
     ├── InvalidReferenceError      a reference that the distribution grammar rejects
     ├── ConfigurationError         bad settings or files (exit code 2)
     ├── DaemonError                the Docker endpoint could not be listed (exit code 3)
+    ├── UnavailableError           a service spyglass relies on was busy or unreachable
+    │                              (a throttled or failing AWS API): temporary (exit code 3)
     └── RegistryError              a registry operation failed; carries registry, repository, status
         ├── UnauthorizedError      401/403, or credentials refused
         ├── NotFoundError          404, or MANIFEST_UNKNOWN / NAME_UNKNOWN
@@ -12,13 +14,15 @@
             ├── TLSError           handshake or verification failed
             └── RegistryTimeoutError  connect/read timeout or the scan deadline
 
-Each class names the report ``reason`` it maps to, so callers branch on the
-class, never on message text. Messages read ``operation subject: cause`` and
+Each class names the report ``reason`` it maps to, and says whether trying
+again later could help (``temporary``), so callers branch on the class, never
+on message text. Messages read ``operation subject: cause`` and
 never contain a secret; URLs are passed through :func:`redact_url` first.
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 # Query parameters that may carry a secret in a URL we log or report.
@@ -29,6 +33,7 @@ class SpyglassError(Exception):
     """Root of every error spyglass raises on purpose."""
 
     reason = "error"
+    temporary = False  # whether trying again later could help
 
 
 class InvalidReferenceError(SpyglassError):
@@ -41,6 +46,13 @@ class ConfigurationError(SpyglassError):
 
 class DaemonError(SpyglassError):
     reason = "daemon-error"
+
+
+class UnavailableError(SpyglassError):
+    """A service answered "not now" (throttled, 5xx) or could not be reached: not a settings problem."""
+
+    reason = "unavailable"
+    temporary = True
 
 
 class RegistryError(SpyglassError):
@@ -102,6 +114,17 @@ class TLSError(TransportError):
 
 class RegistryTimeoutError(TransportError):
     reason = "timeout"
+
+
+def causes(exc: BaseException | None) -> Iterator[BaseException]:
+    """exc, then what it wraps, outermost first: ``__cause__``, ``__context__``, an exception
+    among its arguments (requests wraps urllib3's so), or a ``reason`` (urllib3's MaxRetryError)."""
+    seen: set[int] = set()
+    while isinstance(exc, BaseException) and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        wrapped = [arg for arg in exc.args if isinstance(arg, BaseException)]
+        exc = exc.__cause__ or exc.__context__ or (wrapped[0] if wrapped else None) or getattr(exc, "reason", None)
 
 
 def redact_url(url: str) -> str:

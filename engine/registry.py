@@ -27,7 +27,6 @@ from .name import Registry
 from .retry import Backoff, RetryTransport
 from .stats import CountingTransport, RegistryStats
 from .status import raise_for_status
-from .tlsconfig import TLSMode
 from .tokens import TokenCache
 from .transport import HttpPools, Request, Response, Transport
 

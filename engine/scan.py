@@ -73,11 +73,14 @@ def scan(source: ContainerSource, options: ScanOptions = ScanOptions(), *, pools
     try:
         # The trust store takes tens of ms of CPU to load: load it while the daemon answers.
         executor.submit(_quietly, pools.load_trust)
-        listing = source.list_containers(lambda c: _needs_registry(c, options))
+        listing = source.list_containers(lambda c: _needs_registry(c, options), concurrency=options.concurrency,
+                                         progress=progress)
         settled, pending = _triage(listing.containers, options)
         log.info("listed %d containers on %s: %d to check against %d registries", len(listing.containers),
                  source.endpoint, len(pending), len({p.reference.registry.name for p in pending}),
                  extra={"endpoint": source.endpoint, "api_version": listing.api_version})
+        if progress is not None:  # the handshakes come first: say so before the first lookup is done
+            progress("registries", 0, len({_key(p.reference) for p in pending}))
         registries = _layers(pending, pools=pools, keychain=keychain, token_cache=token_cache, clock=clock,
                              deadline=deadline)
         lookups = _look_up(pending, registries, executor, options.concurrency, deadline, progress)

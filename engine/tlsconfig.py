@@ -24,11 +24,10 @@ import json
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import certifi
 
-from .errors import ConfigurationError, InvalidReferenceError
+from .errors import ConfigurationError, InvalidReferenceError, causes
 from .name import parse_registry
 
 _PEM_BEGIN = "-----BEGIN CERTIFICATE-----"
@@ -171,21 +170,12 @@ def is_loopback(host: str) -> bool:
 
 def peer_speaks_plain_http(error: BaseException) -> bool:
     """Whether a failed TLS handshake met a peer that does not speak TLS (not a bad certificate)."""
-    for cause in _causes(error):
+    for cause in causes(error):
         if isinstance(cause, ssl.SSLCertVerificationError):
             return False
         if isinstance(cause, ssl.SSLError) and getattr(cause, "reason", None) in _NOT_TLS_REASONS:
             return True
     return False
-
-
-def _causes(error: BaseException | None) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        yield error
-        wrapped = next((a for a in error.args if isinstance(a, BaseException)), None)  # urllib3 nests in args
-        error = error.__cause__ or error.__context__ or wrapped
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from .errors import RegistryError, RegistryTimeoutError, TLSError, TransportError, redact_url
+from .errors import RegistryError, RegistryTimeoutError, TLSError, TransportError, causes, redact_url
 from .tlsconfig import TLSPolicy
 from .version import user_agent
 
@@ -569,7 +569,7 @@ def _path_and_query(url: str) -> str:
 
 
 def _ssl_reason(exc: BaseException) -> str:
-    for cause in _causes(exc):
+    for cause in causes(exc):
         if isinstance(cause, ssl.SSLCertVerificationError):
             return cause.verify_message or "certificate verification failed"
         if isinstance(cause, ssl.SSLError) and cause.reason:
@@ -579,7 +579,7 @@ def _ssl_reason(exc: BaseException) -> str:
 
 def _connection_reason(exc: BaseException) -> str:
     """A short cause from the OS error at the bottom of urllib3's wrapping."""
-    for cause in _causes(exc):
+    for cause in causes(exc):
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused"
         if isinstance(cause, ConnectionResetError):
@@ -590,11 +590,3 @@ def _connection_reason(exc: BaseException) -> str:
         return "connection broken"
     return type(exc).__name__
 
-
-def _causes(exc: BaseException):
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        nested = [a for a in exc.args if isinstance(a, BaseException)]
-        exc = exc.__cause__ or exc.__context__ or (nested[0] if nested else None) or getattr(exc, "reason", None)

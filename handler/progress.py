@@ -1,4 +1,9 @@
-"""A one-line progress indicator on a terminal, shown only when a scan takes more than a moment."""
+"""A one-line progress indicator on a terminal, shown only when a scan takes more than a moment.
+
+A phase may last long without a call (a slow daemon listing is one call), so the line does not
+wait for the next call: a timer shows the latest phase once the scan has taken ``show_after``
+seconds. ``close()`` stops that timer, so nothing outlives the scan.
+"""
 from __future__ import annotations
 
 import threading
@@ -8,27 +13,48 @@ SHOW_AFTER = 0.5  # seconds: a quick scan should print nothing but its report
 
 
 class TerminalProgress:
-    def __init__(self, stream, *, show_after: float = SHOW_AFTER, clock=time.monotonic):
+    def __init__(self, stream, *, show_after: float = SHOW_AFTER, clock=time.monotonic, timer=threading.Timer):
         self._stream = stream
         self._clock = clock
         self._start = clock()
         self._show_after = show_after
-        self._shown = False
+        self._make_timer = timer
+        self._timer = None
+        self._latest: tuple[str, int, int] | None = None
+        self._shown = self._closed = False
         self._lock = threading.Lock()
 
     def __call__(self, phase: str, done: int = 0, total: int = 0) -> None:
-        if self._clock() - self._start < self._show_after:
-            return
         with self._lock:
-            self._shown = True
-            self._stream.write(f"\r\x1b[K{_line(phase, done, total)}")
-            self._stream.flush()
+            self._latest = (phase, done, total)
+            waited = self._clock() - self._start
+            if waited >= self._show_after:
+                self._show()
+            elif self._timer is None and not self._closed:
+                self._timer = self._make_timer(self._show_after - waited, self._show_latest)
+                self._timer.daemon = True
+                self._timer.start()
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
+            timer, self._timer = self._timer, None
             if self._shown:
                 self._stream.write("\r\x1b[K")
                 self._stream.flush()
+        if timer is not None:
+            timer.cancel()
+            timer.join()
+
+    def _show_latest(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._show()
+
+    def _show(self) -> None:
+        self._shown = True
+        self._stream.write(f"\r\x1b[K{_line(*self._latest)}")
+        self._stream.flush()
 
 
 _WORDS = {"connecting": ("connecting to the daemon", ""), "listing": ("listing containers and images", ""),

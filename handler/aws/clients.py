@@ -26,6 +26,43 @@ def aws_errors() -> tuple[type[BaseException], ...]:
     return (ClientError, BotoCoreError)
 
 
+# AWS error codes that mean "too many requests now", across the services spyglass calls.
+THROTTLE_CODES = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
+                            "RequestLimitExceeded", "ProvisionedThroughputExceededException",
+                            "RequestThrottled", "RequestThrottledException", "SlowDown",
+                            "KMSThrottlingException", "KMSThrottling"})
+# Codes of AWS-side faults, temporary even where a stub or an old endpoint sends no 5xx status with them.
+SERVICE_FAULT_CODES = frozenset({"InternalError", "InternalFailure", "InternalServerError", "ServiceUnavailable",
+                                 "ServiceUnavailableException"})
+
+
+def is_temporary(exc: BaseException) -> bool:
+    """Whether an AWS failure may pass by itself: a throttle, a 5xx, or no connection to the endpoint.
+
+    Decided by the exception's type and the structured error response, never by message text.
+    A TLS failure to the endpoint is not temporary: a CA bundle setting is behind it.
+    """
+    from botocore.exceptions import ClientError, HTTPClientError, SSLError
+    from botocore.exceptions import ConnectionError as EndpointUnreachable
+
+    if isinstance(exc, ClientError):
+        status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0
+        return error_code(exc) in THROTTLE_CODES | SERVICE_FAULT_CODES or status >= 500
+    return isinstance(exc, (HTTPClientError, EndpointUnreachable)) and not isinstance(exc, SSLError)
+
+
+def aws_failure(where: str, exc: BaseException):
+    """The spyglass error for a failed AWS call: UnavailableError when temporary, else ConfigurationError.
+
+    Neither keeps the AWS exception as its cause: botocore's messages may quote request values.
+    """
+    from engine.errors import ConfigurationError, UnavailableError
+
+    if is_temporary(exc):
+        return UnavailableError(f"{where}: {error_code(exc)} (temporary: AWS is busy or unreachable)")
+    return ConfigurationError(f"{where}: {error_code(exc)}")
+
+
 def arn_region(arn: str) -> str | None:
     """The region field of an ARN (arn:partition:service:region:account:resource), if it has one."""
     parts = arn.split(":", 5)

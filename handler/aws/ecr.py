@@ -25,7 +25,7 @@ from engine.clock import Clock, SystemClock
 from engine.errors import ConfigurationError
 from engine.name import Registry
 from engine.singleflight import SingleFlight
-from handler.aws.clients import aws_errors, error_code
+from handler.aws.clients import aws_errors, aws_failure
 
 _ECR_HOST = re.compile(
     r"(?P<account>\d{12})\.dkr[.-]ecr(?P<fips>-fips)?\.(?P<region>[a-z0-9][a-z0-9-]*)\."
@@ -91,7 +91,7 @@ class EcrTokens:
             # No registryIds (deprecated): the token is good for every registry the role may read.
             answer = client.get_authorization_token()
         except aws_errors() as exc:
-            raise ConfigurationError(f"{where}: {error_code(exc)}") from None
+            raise aws_failure(where, exc) from None
         with self._lock:
             self.fetches += 1
         data = (answer.get("authorizationData") or [{}])[0]

@@ -90,8 +90,9 @@ def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
         with _json_logs(settings.log_level, log_stream, static):
             try:
                 return _invocation(settings, spec, request_id, context, runtime)
-            except SpyglassError as exc:
-                log.error("invocation failed: %s", exc, extra={"error_class": type(exc).__name__})
+            except SpyglassError as exc:  # raised on: Lambda's retries and on-failure destination take it
+                log.error("invocation failed%s: %s", " (temporary)" if exc.temporary else "", exc,
+                          extra={"error_class": type(exc).__name__, "temporary": exc.temporary})
                 raise
             except Exception:
                 log.exception("invocation failed unexpectedly")

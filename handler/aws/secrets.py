@@ -22,7 +22,7 @@ from typing import Iterator
 
 from engine.authn import DockerConfigKeychain
 from engine.errors import ConfigurationError
-from handler.aws.clients import aws_errors, error_code
+from handler.aws.clients import aws_errors, aws_failure
 
 SSM_PREFIX = "ssm:"
 _PARTS = ("ca", "cert", "key")
@@ -77,7 +77,7 @@ def _secret_json(secret_id: str, client, what: str) -> dict:
     try:
         answer = client.get_secret_value(SecretId=secret_id)
     except aws_errors() as exc:
-        raise ConfigurationError(f"read {where}: {error_code(exc)}") from None
+        raise aws_failure(f"read {where}", exc) from None
     text = answer.get("SecretString")
     if text is None:
         raise ConfigurationError(f"read {where}: a binary secret; expected a JSON string")
@@ -96,7 +96,7 @@ def _from_ssm(prefix: str, client) -> TlsMaterial:
     try:
         answer = client.get_parameters(Names=list(names), WithDecryption=True)
     except aws_errors() as exc:
-        raise ConfigurationError(f"read {where}: {error_code(exc)}") from None
+        raise aws_failure(f"read {where}", exc) from None
     found = {names[p["Name"]]: p.get("Value", "") for p in answer.get("Parameters", []) if p.get("Name") in names}
     missing = [part for part in _PARTS if not found.get(part, "").strip()]
     if missing:

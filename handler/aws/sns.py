@@ -34,7 +34,7 @@ from typing import Callable
 from engine.errors import SpyglassError
 from engine.report import ERROR, STALE, Report, render_text, summary_line
 from engine.text import one_line
-from handler.aws.clients import aws_errors, error_code
+from handler.aws.clients import aws_errors, error_code, is_temporary
 
 log = logging.getLogger("spyglass.aws")
 
@@ -48,6 +48,10 @@ SUMMARY_NAMES = 10
 
 class DeliveryError(SpyglassError):
     reason = "delivery"
+
+    def __init__(self, message: str, *, temporary: bool = False):
+        super().__init__(message)
+        self.temporary = temporary
 
 
 @dataclass(frozen=True)
@@ -253,7 +257,8 @@ class Publisher:
         try:
             return self._client.publish(**request)["MessageId"]
         except aws_errors() as exc:
-            raise DeliveryError(f"publish to {self.topic_arn}: {error_code(exc)}") from None
+            raise DeliveryError(f"publish to {self.topic_arn}: {error_code(exc)}",
+                               temporary=is_temporary(exc)) from None
 
 
 def deliver(report: Report, *, scan_id: str, publisher: Publisher, offload: S3Offload | None = None,

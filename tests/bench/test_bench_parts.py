@@ -384,3 +384,55 @@ def test_settling_waits_at_most_its_limit():
     waited = settle(idle_share=1.01, window=0.05, limit=0.2)  # never idle enough: the limit ends it
     assert 0.2 <= waited < 1.0
     assert settle(idle_share=0.0, window=0.05, limit=5.0) < 1.0  # any window is idle enough
+
+
+# -- the pulled state ------------------------------------------------------------------
+
+
+def _with_pulled(point, wall, calls, listed_by_id=20, correct=True):
+    point["stale"] = listed_by_id
+    point["pulled"] = {"wall_median_s": wall, "to_clean": round(wall / point["wall_median_s"], 3),
+                       "engine_calls": list(calls), "listed_by_id": listed_by_id, "correct": correct,
+                       "runs": [{"wall_s": wall, "cpu_s": 0.4, "max_rss_mib": 40.0, "engine_calls": calls[0],
+                                 "requests": {"ping": 3, "token": 1, "head": 100, "get": 8},
+                                 "timeline_s": {"first_request": 0.17}, "correct": correct}],
+                       "first_request_median_s": 0.17, "daemon_done_median_s": 0.5,
+                       "registry_first_median_s": 0.4, "registry_done_median_s": 1.4}
+    return point
+
+
+def test_the_pulled_state_is_held_to_115_percent_of_the_clean_one_and_one_inspect_per_container():
+    within = _with_pulled(_point("d", 300, 100, ["default"], 1.40, 1.0, calls=(4,)), 1.55, calls=(24,))
+    verdicts = {t["target"].split(",")[0]: t for t in output.targets({"points": [within]})}
+    assert verdicts["after docker pull without a recreate"]["met"]
+    assert verdicts["Engine API calls after docker pull: the clean count + one inspect per container listed by "
+                    "image ID"]["met"]
+    beyond = _with_pulled(_point("d", 300, 100, ["default"], 1.00, 1.0, calls=(4,)), 1.30, calls=(4 + 20 * 2,))
+    verdicts = {t["target"].split(",")[0]: t for t in output.targets({"points": [beyond]})}
+    wall = verdicts["after docker pull without a recreate"]
+    assert not wall["met"] and wall["measured"] == 1.3 and wall["missed_by"] == "+13% over (+0.150 s)"
+    calls = next(t for k, t in verdicts.items() if k.startswith("Engine API calls after docker pull"))
+    assert not calls["met"] and calls["missed_by"] == "[44] instead of [24]"
+
+
+def test_a_wrong_report_in_the_pulled_state_fails_the_run():
+    wrong = _with_pulled(_point("d", 300, 100, ["default"], 1.0, 1.0, calls=(4,)), 1.0, calls=(24,), correct=False)
+    assert not output.all_correct({"points": [wrong]})
+    assert output.all_correct({"points": [_point("d", 300, 100, ["default"], 1.0, 1.0)]})
+
+
+def test_the_pulled_state_has_its_line_its_runs_and_a_timeline_row():
+    point = _with_pulled(_point("N=300 M=100 S=20", 300, 100, ["default"], 1.40, 1.0, calls=(4,)), 1.54,
+                         calls=(24,))
+    point.update(first_request_median_s=0.17, daemon_done_median_s=0.3, registry_first_median_s=0.35,
+                 registry_done_median_s=1.38)
+    assert output.pulled_line(point).endswith("**1.10x the clean state** (1.400 s).")
+    assert "| 1 | 1.540 | 0.400 | 40.0 | 24 | 3 | 1 | 100 | 8 | 0.170 | yes |" in output.runs_table(point, "pulled")
+    timeline = output.timeline_table({"points": [point], "settings": {"delay_ms": 25}})
+    assert "| N=300 M=100 S=20 pulled | 25 | 0.170 | 0.500 | 0.400 | 1.400 | 1.540 |" in timeline
+
+
+def test_the_quick_run_measures_the_pulled_state_too():
+    quick, full = plan.Settings(**plan.QUICK, quick=True), plan.Settings()
+    assert quick.pulled_runs == 1 and full.pulled_runs == full.runs
+    assert quick.stale >= 1  # a pulled state needs stale tags to pull

@@ -12,7 +12,6 @@ from collections import Counter
 from pathlib import Path
 
 import jsonschema
-import pytest
 
 from engine.report import schema
 from handler.cli import main

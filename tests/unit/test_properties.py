@@ -204,7 +204,7 @@ class _Listed:
     def __init__(self, containers):
         self._containers = tuple(containers)
 
-    def list_containers(self, wanted=None) -> Listing:
+    def list_containers(self, wanted=None, *, concurrency=8, progress=None) -> Listing:
         return Listing(self._containers, "1.41")
 
 

@@ -2,7 +2,6 @@
 import json
 
 import jsonschema
-import pytest
 from hypothesis import given, settings, strategies as st
 
 from engine.report import ContainerResult, RegistrySummary, Report, render_json, render_markdown, render_text, schema
