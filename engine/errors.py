@@ -37,19 +37,38 @@ class SpyglassError(Exception):
 
 
 class InvalidReferenceError(SpyglassError):
+    """An image reference or registry name that the distribution grammar does not allow.
+
+    The container it belongs to is reported with this reason; the rest of the scan goes on.
+    """
+
     reason = "invalid-reference"
 
 
 class ConfigurationError(SpyglassError):
+    """A setting, file or credential helper that cannot work as given.
+
+    Raised before anything is scanned where it can be (exit 2); a credential helper that fails
+    mid-scan costs only the containers of its registry.
+    """
+
     reason = "configuration"
 
 
 class DaemonError(SpyglassError):
+    """The Docker daemon could not be listed (unreachable, TLS refused), or failed one inspect.
+
+    The first ends the scan (exit 3); the second is an error entry for that container only.
+    """
+
     reason = "daemon-error"
 
 
 class UnavailableError(SpyglassError):
-    """A service answered "not now" (throttled, 5xx) or could not be reached: not a settings problem."""
+    """A service answered "not now" (throttled, 5xx) or could not be reached.
+
+    Not a settings problem: a later run may succeed (exit 3).
+    """
 
     reason = "unavailable"
     temporary = True
@@ -79,37 +98,39 @@ class RegistryError(SpyglassError):
 
 
 class UnauthorizedError(RegistryError):
+    """401 or 403: no credential, a wrong one, or a token the registry or its token server refused."""
+
     reason = "unauthorized"
 
 
 class NotFoundError(RegistryError):
+    """404: the repository or the tag is not there (MANIFEST_UNKNOWN, NAME_UNKNOWN)."""
+
     reason = "not-found"
 
 
 class RateLimitedError(RegistryError):
+    """429, with the pause the registry asked for (Retry-After) when it said one."""
+
     reason = "rate-limited"
+    temporary = True  # overrides RegistryError's property: a 429 always passes
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw):
         super().__init__(message, **kw)
         self.retry_after = retry_after
 
-    @property
-    def temporary(self) -> bool:
-        return True
-
 
 class TransportError(RegistryError):
-    @property
-    def temporary(self) -> bool:
-        return True
+    """No HTTP answer at all: refused, reset, host not found, or the TLS handshake failed."""
+
+    temporary = True
 
 
 class TLSError(TransportError):
-    reason = "tls"
+    """The TLS handshake failed: the same certificate will fail again, so it is not temporary."""
 
-    @property
-    def temporary(self) -> bool:
-        return False
+    reason = "tls"
+    temporary = False
 
 
 class RegistryTimeoutError(TransportError):

@@ -98,6 +98,14 @@ class Flag(Kind):
         return value if isinstance(value, bool) else super().native(value)
 
 
+def _converted(text: str, convert, noun: str):
+    """int or float of the text, or a ValueError that quotes it."""
+    try:
+        return convert(text.strip())
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not {noun}") from None
+
+
 class Whole(Kind):
     metavar = "N"
 
@@ -105,10 +113,7 @@ class Whole(Kind):
         self.low, self.high = low, high
 
     def parse(self, text: str) -> int:
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise ValueError(f"{text.strip()!r} is not a whole number") from None
+        value = _converted(text, int, "a whole number")
         if self.low is not None and value < self.low:
             raise ValueError(f"{value} is less than {self.low}")
         if self.high is not None and value > self.high:
@@ -126,10 +131,7 @@ class Number(Kind):
         self.above, self.at_least = above, at_least
 
     def parse(self, text: str) -> float:
-        try:
-            value = float(text.strip())
-        except ValueError:
-            raise ValueError(f"{text.strip()!r} is not a number") from None
+        value = _converted(text, float, "a number")
         if not math.isfinite(value):
             raise ValueError(f"{text.strip()!r} is not a finite number")
         if self.above is not None and not value > self.above:
