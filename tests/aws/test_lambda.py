@@ -54,7 +54,7 @@ def test_an_unreachable_endpoint_notifies_once_under_notify_change(aws):
 
 
 def test_bad_settings_fail_the_invocation_naming_every_variable(aws):
-    env = {"DOCKER_HOST": "docker-01:2376", "NOTIFY": "sometimes", "TOKEN_CACHE": "redis:x",
+    env = {"DOCKER_HOST": "docker-01", "NOTIFY": "sometimes", "TOKEN_CACHE": "redis:x",
            "SPYGLASS_CONCURRENCY": "0", "SNS_TOPIC_ARN": aws.topic_arn}
     with pytest.raises(ConfigurationError) as caught:
         run(env, aws)
