@@ -57,6 +57,11 @@ class ContainerInfo:
     def running(self) -> bool:
         return self.state == "running"
 
+    @property
+    def listed_by_id(self) -> bool:
+        """The daemon shows an image ID where the name was: only an inspect tells the configured name."""
+        return _looks_like_id(self.image, self.image_id)
+
 
 @dataclass(frozen=True)
 class Listing:
@@ -66,6 +71,8 @@ class Listing:
 
 # (phase, done, in all), as engine.scan.Progress: this module reports connecting, listing, inspecting.
 DaemonProgress = Callable[[str, int, int], None]
+# Called with the wanted containers as the two lists show them, before any per-container call.
+OnListed = Callable[[tuple[ContainerInfo, ...]], None]
 
 
 class ContainerSource(Protocol):
@@ -74,7 +81,7 @@ class ContainerSource(Protocol):
     endpoint: str
 
     def list_containers(self, wanted: Callable[[ContainerInfo], bool] | None = None, *, concurrency: int = 8,
-                        progress: DaemonProgress | None = None) -> Listing: ...
+                        progress: DaemonProgress | None = None, on_listed: OnListed | None = None) -> Listing: ...
 
 
 class DockerDaemon:
@@ -83,11 +90,13 @@ class DockerDaemon:
         self.endpoint = settings.host
 
     def list_containers(self, wanted: Callable[[ContainerInfo], bool] | None = None, *, concurrency: int = 8,
-                        progress: DaemonProgress | None = None) -> Listing:
+                        progress: DaemonProgress | None = None, on_listed: OnListed | None = None) -> Listing:
         """Every container; the per-container calls run only for those ``wanted`` accepts.
 
         Outline: the image list on a connection of its own, beside the container list on the
-        main one; then the per-container calls, up to ``concurrency`` at a time. Every thread it
+        main one; then ``on_listed`` with the wanted containers as the lists show them (so that
+        the caller can start on the registries meanwhile); then the per-container calls, up to
+        ``concurrency`` at a time. Every thread it
         starts has ended, and every connection is closed, when it returns (a warm Lambda would
         carry leftovers into its next invocation). ``progress`` is called from this thread only.
         """
@@ -104,6 +113,8 @@ class DockerDaemon:
                 images = images_listed.result()
                 infos = [_summary_info(summary, images) for summary in containers]
                 chosen = [i for i, info in enumerate(infos) if wanted is None or wanted(info)]
+                if on_listed is not None:
+                    on_listed(tuple(infos[i] for i in chosen))
                 answers = _inspect(_calls_needed([infos[i] for i in chosen], images), pool, clients, progress)
             for i in chosen:
                 infos[i] = _completed(infos[i], answers)
@@ -186,7 +197,7 @@ def _calls_needed(chosen: list[ContainerInfo], images: dict) -> list[_Call]:
     """One inspect per image ID the image list lacks, one per container listed by image ID."""
     missing = dict.fromkeys(info.image_id for info in chosen if info.image_id not in images)
     return ([_Call("inspect_image", image_id) for image_id in missing]
-            + [_Call("inspect_container", info.id) for info in chosen if _looks_like_id(info.image, info.image_id)])
+            + [_Call("inspect_container", info.id) for info in chosen if info.listed_by_id])
 
 
 def _inspect(calls: list[_Call], pool: ThreadPoolExecutor, clients: _Clients,

@@ -73,17 +73,18 @@ def scan(source: ContainerSource, options: ScanOptions = ScanOptions(), *, pools
     try:
         # The trust store takes tens of ms of CPU to load: load it while the daemon answers.
         executor.submit(_quietly, pools.load_trust)
+        collaborators = dict(pools=pools, keychain=keychain, token_cache=token_cache, clock=clock, deadline=deadline)
+        early = _EarlyPrimes(executor, options, collaborators)
         listing = source.list_containers(lambda c: _needs_registry(c, options), concurrency=options.concurrency,
-                                         progress=progress)
+                                         progress=progress, on_listed=early.start)
         settled, pending = _triage(listing.containers, options)
         log.info("listed %d containers on %s: %d to check against %d registries", len(listing.containers),
                  source.endpoint, len(pending), len({p.reference.registry.name for p in pending}),
                  extra={"endpoint": source.endpoint, "api_version": listing.api_version})
         if progress is not None:  # the handshakes come first: say so before the first lookup is done
             progress("registries", 0, len({_key(p.reference) for p in pending}))
-        registries = _layers(pending, pools=pools, keychain=keychain, token_cache=token_cache, clock=clock,
-                             deadline=deadline)
-        lookups = _look_up(pending, registries, executor, options.concurrency, deadline, progress)
+        registries = _layers(pending, early.layers, **collaborators)
+        lookups = _look_up(pending, registries, executor, options.concurrency, deadline, progress, early.primes)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
         if owned:
@@ -148,16 +149,69 @@ def _settle(container: ContainerInfo, options: ScanOptions) -> ContainerResult |
     return reference
 
 
-def _layers(pending: list[_Pending], **collaborators) -> dict[str, LayeredRegistry]:
-    """One client per registry, knowing all of that registry's repositories up front."""
+def _layers(pending: list[_Pending], early: dict[str, LayeredRegistry], **collaborators) -> dict[str, LayeredRegistry]:
+    """One client per registry, knowing all of that registry's repositories up front (those primed
+    early are kept: a repository they did not plan for costs a token of its own, nothing more)."""
     repositories: dict[str, set[str]] = {}
     registries = {}
     for item in pending:
         name = item.reference.registry.name
         registries[name] = item.reference.registry
         repositories.setdefault(name, set()).add(item.reference.repository)
-    return {name: layered(registries[name], repositories=repositories[name], **collaborators)
-            for name in registries}
+    return {**early, **{name: layered(registries[name], repositories=repositories[name], **collaborators)
+                        for name in registries if name not in early}}
+
+
+class _EarlyPrimes:
+    """Registry handshakes started from the two lists alone, while the daemon answers the
+    per-container calls.
+
+    After `docker pull` without a recreate, the containers the daemon lists by image ID are
+    inspected before their configured references are known; their images' RepoDigests already
+    name the repositories, so each registry's ping and token run beside those inspects rather
+    than after them. In the clean state the lists are the whole listing, and this only starts the
+    handshakes a moment sooner.
+    """
+
+    def __init__(self, executor: Executor, options: ScanOptions, collaborators: dict):
+        self._executor = executor
+        self._options = options
+        self._collaborators = collaborators
+        self.layers: dict[str, LayeredRegistry] = {}
+        self.primes: dict[Future, str] = {}
+
+    def start(self, listed: tuple[ContainerInfo, ...]) -> None:
+        plan = _likely_lookups(listed, self._options)
+        for name, (registry, repositories, references) in list(plan.items())[:self._options.concurrency]:
+            layer = layered(registry, repositories=repositories, **self._collaborators)
+            self.layers[name] = layer
+            connections = min(self._options.concurrency, len(references))
+            self.primes[self._executor.submit(layer.auth.prime, connections)] = name
+
+
+def _likely_lookups(listed: tuple[ContainerInfo, ...], options: ScanOptions) -> dict[str, tuple]:
+    """Per registry name: (registry, repositories, references) the listed containers will be
+    looked up under, as far as the lists tell (a container listed by image ID by the repositories
+    of its image's RepoDigests)."""
+    plan: dict[str, tuple] = {}
+    for container in listed:
+        if not _needs_registry(container, options):
+            continue
+        if container.listed_by_id:
+            texts = [digest.split("@", 1)[0] for digest in container.repo_digests]
+        else:
+            outcome = _settle(container, options)
+            texts = [] if isinstance(outcome, ContainerResult) else [str(outcome)]
+        for text in texts:
+            try:
+                reference = parse_reference(text)
+            except InvalidReferenceError:
+                continue
+            _, repositories, references = plan.setdefault(reference.registry.name,
+                                                          (reference.registry, set(), set()))
+            repositories.add(reference.repository)
+            references.add(text)
+    return plan
 
 
 def _key(reference: Reference) -> tuple[str, str, str]:
@@ -165,7 +219,8 @@ def _key(reference: Reference) -> tuple[str, str, str]:
 
 
 def _look_up(pending: list[_Pending], registries: dict[str, LayeredRegistry], executor: Executor,
-             concurrency: int, deadline: Deadline, progress: Progress | None) -> dict[tuple, Lookup]:
+             concurrency: int, deadline: Deadline, progress: Progress | None,
+             primed: dict[Future, str]) -> dict[tuple, Lookup]:
     """One lookup per distinct reference, in parallel on executor; unfinished ones become timeouts.
 
     Each registry's handshake (prime: ping, tokens, connections) is a task, up to `concurrency`
@@ -180,9 +235,10 @@ def _look_up(pending: list[_Pending], registries: dict[str, LayeredRegistry], ex
     by_registry: dict[str, list[tuple]] = {}
     for key, (reference, _) in wanted.items():
         by_registry.setdefault(reference.registry.name, []).append(key)
-    handshakes = deque(registries)  # names whose prime is still to start
+    # Primes already running (started from the lists) count only for registries with lookups.
+    primes: dict[Future, str] = {future: name for future, name in primed.items() if name in by_registry}
+    handshakes = deque(name for name in by_registry if name not in primes.values())  # primes still to start
     ready: deque[tuple] = deque()  # keys whose registry is primed, to be looked up
-    primes: dict[Future, str] = {}
     lookups: dict[Future, tuple] = {}
     results: dict[tuple, Lookup] = {}
     while (handshakes or ready or primes or lookups) and not deadline.expired():

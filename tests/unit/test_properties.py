@@ -204,7 +204,9 @@ class _Listed:
     def __init__(self, containers):
         self._containers = tuple(containers)
 
-    def list_containers(self, wanted=None, *, concurrency=8, progress=None) -> Listing:
+    def list_containers(self, wanted=None, *, concurrency=8, progress=None, on_listed=None) -> Listing:
+        if on_listed is not None:
+            on_listed(tuple(c for c in self._containers if wanted is None or wanted(c)))
         return Listing(self._containers, "1.41")
 
 

@@ -4,9 +4,11 @@ import threading
 import time
 
 import pytest
+from dataclasses import replace
 
 from engine.daemon import ContainerInfo, Listing
 from engine.scan import ScanOptions, scan
+from tests.unit.fakes import TablePools
 
 DIGEST = "sha256:" + "d" * 64
 
@@ -20,7 +22,9 @@ class Fleet:
                           repo_digests=(image.rsplit(":", 1)[0] + "@" + DIGEST,))
             for i, image in enumerate(images))
 
-    def list_containers(self, wanted=None, *, concurrency=8, progress=None):
+    def list_containers(self, wanted=None, *, concurrency=8, progress=None, on_listed=None):
+        if on_listed is not None:
+            on_listed(tuple(c for c in self.containers if wanted is None or wanted(c)))
         return Listing(self.containers, "1.41")
 
 
@@ -56,3 +60,54 @@ def test_a_scan_without_registries_leaves_no_thread_behind():
     before = set(threading.enumerate())
     report = scan(Fleet(), ScanOptions(timeout=5))
     assert report.containers == () and _left_behind(before) == []
+
+
+class PulledFleet:
+    """A container the daemon lists by image ID (docker pull without a recreate): its name comes
+    only from an inspect, which this source answers only once the registry has been pinged."""
+
+    endpoint = "tcp://docker.example:2376"
+
+    def __init__(self, pinged: threading.Event):
+        self._pinged = pinged
+        image_id = "sha256:" + "c" * 64
+        self.listed = ContainerInfo("id0", "web", image_id, image_id, "running",
+                                    repo_digests=("reg.example:5000/team/web@" + DIGEST,))
+        self.inspected_before_ping = None
+
+    def list_containers(self, wanted=None, *, concurrency=8, progress=None, on_listed=None):
+        on_listed((self.listed,))
+        # The inspect is "in flight": the registry's handshake must be under way beside it.
+        self.inspected_before_ping = not self._pinged.wait(timeout=5)
+        return Listing((replace(self.listed, image="reg.example:5000/team/web:1"),), "1.41")
+
+
+def test_a_container_listed_by_image_id_has_its_registry_primed_while_the_daemon_inspects_it():
+    pinged = threading.Event()
+
+    def ping(request):
+        pinged.set()
+        return 200, {}, b""
+
+    pools = TablePools([("GET", "/v2/", ping),
+                        ("HEAD", "/v2/team/web/manifests/1", lambda r: (200, {"Docker-Content-Digest": DIGEST}, b""))])
+    fleet = PulledFleet(pinged)
+    report = scan(fleet, ScanOptions(timeout=10), pools=pools)
+    assert fleet.inspected_before_ping is False
+    assert [(c.name, c.status) for c in report.containers] == [("web", "fresh")]
+    assert [r["method"] for r in pools.requests] == ["GET", "HEAD"]  # one ping, then the one HEAD
+
+
+def test_a_listed_local_image_primes_no_registry():
+    """A container whose image was built here (no RepoDigests) is skipped: no registry hears of it."""
+    pools = TablePools([])
+    local = ContainerInfo("id0", "app", "app:dev", "sha256:" + "e" * 64, "running")
+
+    class Source(Fleet):
+        containers = (local,)
+
+        def __init__(self):
+            pass
+
+    report = scan(Source(), ScanOptions(timeout=5), pools=pools)
+    assert [c.reason for c in report.containers] == ["no-repo-digest"] and pools.requests == []
