@@ -125,6 +125,29 @@ def compile_filter(pattern: str) -> re.Pattern:
         raise ValueError(f"not a regular expression: {exc}") from None
 
 
+VERSIONS_LABEL = "spyglass.versions"
+INCLUDE_LABEL = "spyglass.tag.include"
+EXCLUDE_LABEL = "spyglass.tag.exclude"
+
+
+def policy_for(labels: dict[str, str], level: str) -> TagPolicy:
+    """One container's policy: the run-wide level, which its labels refine (the level label
+    replaces it, except that a run with versions off asks for nothing at all); ValueError names
+    the label that cannot be used and why."""
+    if level != "off" and VERSIONS_LABEL in labels:
+        level = labels[VERSIONS_LABEL].strip().lower()
+        if level not in LEVELS:
+            raise ValueError(f"label {VERSIONS_LABEL}: {labels[VERSIONS_LABEL][:40]!r} is not one of {', '.join(LEVELS)}")
+    filters = {}
+    for name, label in (("include", INCLUDE_LABEL), ("exclude", EXCLUDE_LABEL)):
+        if level != "off" and labels.get(label):
+            try:
+                filters[name] = compile_filter(labels[label])
+            except ValueError as exc:
+                raise ValueError(f"label {label}: {exc}") from None
+    return TagPolicy(level, **filters)
+
+
 def propose(running: Version, tags: Iterable[str], policy: TagPolicy = TagPolicy()) -> Newer:
     """The newest tag of the running one's shape at each level the policy reports.
 
