@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from engine.errors import ConfigurationError
+from engine.versions import LEVELS as VERSION_LEVELS
 from handler.outcome import NOTIFY_POLICIES, STATELESS_POLICIES
 
 CLI, ACTION, LAMBDA = "cli", "action", "lambda"
@@ -322,6 +323,9 @@ SETTINGS: tuple[Setting, ...] = (
             "credentials (read into memory)", (LAMBDA,), env="SPYGLASS_REGISTRY_AUTH_SECRET", group=REGISTRIES),
     Setting("concurrency", Whole(low=1), "registry requests in flight at once", (CLI, ACTION, LAMBDA), default="8",
             flags=("--concurrency",), env="SPYGLASS_CONCURRENCY", action_input="concurrency", group=REGISTRIES),
+    Setting("versions", Choice(*VERSION_LEVELS), "report newer version tags (1.25.3 → 1.27.2) up to this level: "
+            "off, patch, minor or major; off asks for no tags list", (CLI, ACTION, LAMBDA), default="major",
+            flags=("--versions",), env="SPYGLASS_VERSIONS", action_input="versions", group=REGISTRIES),
 
     Setting("timeout", Number(above=0), "bound on the whole scan in seconds; unfinished lookups are reported "
             "as timeout", (CLI, ACTION, LAMBDA), default="120", defaults={LAMBDA: ""}, flags=("--timeout",),
