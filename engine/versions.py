@@ -10,8 +10,10 @@ Not versions, so no tags list is asked for them: words (``latest``, ``stable``, 
 ``main``), commit hashes (``3f2a1b9``, ``sha-3f2a1b9``) and date stamps (``20240101``): a
 first component of six digits or more is a stamp, not a major version.
 
-Candidates keep the running tag's shape: the same prefix, the same number of components and the
-same family exactly. Components compare as numbers (``1.10`` > ``1.9``, ``04`` = ``4``); a
+Candidates keep the running tag's shape: the same prefix, the same number of components, the
+same family exactly, and the same scheme: a four-digit first component is a year (calendar
+versioning, ``2024.04.1``), and a calendar tag is never proposed for a semantic one or the other
+way round (``2025.01.0`` is not a new major of ``1.25.3``). Components compare as numbers (``1.10`` > ``1.9``, ``04`` = ``4``); a
 release orders after its pre-releases; two tags equal in all that (``1.02`` and ``1.2``) order by
 their text, so the order is total.
 """
@@ -31,6 +33,7 @@ _PRE_RELEASE = re.compile(r"(?P<kind>dev|alpha|a|beta|b|pre|preview|rc)[.]?(?P<n
                           re.IGNORECASE)
 _PRE_RANK = {"dev": 0, "alpha": 1, "a": 1, "beta": 2, "b": 2, "pre": 3, "preview": 3, "rc": 4}
 _STAMP_DIGITS = 6
+_YEAR_DIGITS = 4
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,11 @@ class Version:
     family: str
     pre_release: tuple[int, ...] | None  # (rank, *numbers); None for a release
 
+    calendar: bool = False  # the first component is a year
+
     @property
-    def shape(self) -> tuple[str, int, str]:
-        return self.prefix, len(self.numbers), self.family
+    def shape(self) -> tuple[str, int, str, bool]:
+        return self.prefix, len(self.numbers), self.family, self.calendar
 
     @property
     def key(self) -> tuple:
@@ -70,7 +75,8 @@ def parse_version(tag: str) -> Version | None:
             pre_release = (_PRE_RANK[pre["kind"].lower()], *map(int, numbers))
         elif part:
             family.append(part)
-    return Version(tag, match["prefix"], tuple(map(int, texts)), "-".join(family), pre_release)
+    return Version(tag, match["prefix"], tuple(map(int, texts)), "-".join(family), pre_release,
+                   calendar=len(texts[0]) == _YEAR_DIGITS)
 
 
 def is_version_tag(tag: str) -> bool:

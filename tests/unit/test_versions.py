@@ -69,6 +69,8 @@ NGINX = ["1.25.3", "1.25.4", "1.25.5", "1.26.0", "1.27.2", "1.27.1", "1.27.3-rc1
     ("1.2.0-rc1", ["1.2.0-rc2", "1.3.0-rc1"], TagPolicy(), Newer("1.2.0-rc2", None, None)),
     ("2024.04.1", ["2024.04.2", "2024.10.1", "2025.01.0", "2023.12.9"], TagPolicy(), Newer("2024.04.2", "2024.10.1", "2025.01.0")),
     ("v1.2.3", ["v1.2.4", "1.2.9", "v2.0.0"], TagPolicy(), Newer("v1.2.4", None, "v2.0.0")),
+    ("1.25.3", ["2025.01.0", "1.25.4"], TagPolicy(), Newer("1.25.4", None, None)),  # found in the real registry
+    ("2024.04.1", ["2025.1.0", "1.25.4", "999.0.0"], TagPolicy(), Newer(None, None, "2025.1.0")),
     ("1.2.3.4", ["1.2.3.5", "1.2.4.0", "1.3.0.0", "1.2.4"], TagPolicy(), Newer("1.2.4.0", "1.3.0.0", None)),
     ("1.25.3", NGINX, TagPolicy(exclude=compile_filter(r"^1\.27")), Newer("1.25.5", "1.26.0", None)),
     ("1.25.3", NGINX, TagPolicy(include=compile_filter(r"^1\.25\.")), Newer("1.25.5", None, None)),
