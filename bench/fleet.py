@@ -10,7 +10,7 @@ differs. Slot k lives in a registry and repository chosen by k % 10:
     9        secure    multi/app<j % 2>         10 %  the tag is a two-platform index
     3 6      open      open/app<j % 4>          20 %  TLS, anonymous
     4 8      plain     plain/app<j % 4>         20 %  plain http
-    (j = k // 10; the tag is v<k>)
+    (j = k // 10; the tag is v<k>: a version tag, so each repository's tags are listed once a scan)
 
 Slots 0..S-1 are stale: after the push their tag is moved, in the registry
 only, to another image of the same repository. A stale slot is never an
@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+
+from engine.versions import is_version_tag
 
 CONTAINER_PREFIX = "sg-bench-"
 SLOT_LABEL = "sg.bench.slot"
@@ -93,14 +95,23 @@ class Fleet:
         return {name: "stale" if s.stale else "fresh" for name, s in self.members().items()}
 
     def expected_requests(self) -> dict[str, dict[str, int]]:
-        """Per registry: one ping, a token where the registry wants one, a HEAD per image, a GET per index."""
+        """Per registry: one ping, a token where the registry wants one, a HEAD per image, a GET per
+        index, and one tags list (one page: a few tags each) per repository whose tag is a version."""
         expected: dict[str, dict[str, int]] = {}
+        versioned: dict[str, set[str]] = {}
         for s in self.slots():
             counts = expected.setdefault(s.registry, {"ping": 1, "token": int(s.registry == "secure"),
-                                                      "head": 0, "get": 0})
+                                                      "head": 0, "get": 0, "tags": 0})
             counts["head"] += 1
             counts["get"] += int(s.kind == "multi")
+            if is_version_tag(s.tag):
+                versioned.setdefault(s.registry, set()).add(s.repository)
+        for registry, repositories in versioned.items():
+            expected[registry]["tags"] = len(repositories)
         return expected
+
+    def tags_lists_per_registry(self) -> Counter:
+        return Counter({name: counts["tags"] for name, counts in self.expected_requests().items()})
 
     def images_per_registry(self) -> Counter:
         return Counter(s.registry for s in self.slots())

@@ -4,9 +4,9 @@
                 (GET /version, GET /containers/json, GET /images/json)
     registry r  chain_r = 1 (TCP) + TLS + 1 (ping GET /v2/)
                           [+ 1 (TCP) + TLS + 1 (token GET) when /v2/ asks for a bearer token]
-                          + ceil(HEADs on r / concurrency)
+                          + ceil((HEADs + tags lists) on r / concurrency)
     registries  max( max_r chain_r,
-                     min_r setup_r + ceil(all HEADs / concurrency) )
+                     min_r setup_r + ceil(all HEADs and tags lists / concurrency) )
                 where setup_r is chain_r without its HEADs: registries are independent,
                 so an ideal client walks their chains side by side, but it has only
                 `concurrency` requests in flight in all
@@ -43,6 +43,11 @@ class RegistryLoad:
     server: Server
     heads: int
     token_server: Server | None  # None: the registry asks for no token
+    tags: int = 0  # tags lists (one page each): requests after the setup, like the HEADs
+
+    @property
+    def requests(self) -> int:
+        return self.heads + self.tags
 
 
 @dataclass(frozen=True)
@@ -81,10 +86,10 @@ def floor(*, rtt: float, daemon: Server, registries: Sequence[RegistryLoad], con
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     daemon_trips = daemon.connect + listing_calls
-    busy = [r for r in registries if r.heads > 0]
-    chains = {r.name: setup_round_trips(r) + head_waves(r.heads, concurrency) for r in busy}
+    busy = [r for r in registries if r.requests > 0]
+    chains = {r.name: setup_round_trips(r) + head_waves(r.requests, concurrency) for r in busy}
     registry_trips = 0
     if busy:
-        shared = min(setup_round_trips(r) for r in busy) + head_waves(sum(r.heads for r in busy), concurrency)
+        shared = min(setup_round_trips(r) for r in busy) + head_waves(sum(r.requests for r in busy), concurrency)
         registry_trips = max(max(chains.values()), shared)
     return Floor(daemon=daemon_trips, registries=registry_trips, chains=chains, rtt=rtt)

@@ -66,9 +66,9 @@ class Run:
     def requests_by_kind(self) -> dict[str, int]:
         total = Counter()
         for counts in self.registry_requests.values():
-            total.update({k: v for k, v in counts.items() if k in ("ping", "head", "get", "other", "refused")})
+            total.update({k: v for k, v in counts.items() if k in ("ping", "head", "get", "tags", "other", "refused")})
         total["token"] = len(self.token_requests)
-        return {k: total[k] for k in ("ping", "token", "head", "get", "other", "refused")}
+        return {k: total[k] for k in ("ping", "token", "head", "get", "tags", "other", "refused")}
 
 
 @dataclass(frozen=True)
@@ -207,7 +207,8 @@ def _settled(stack: DistantStack, marks: Marks):
 
 
 def classify(requests) -> dict[str, int]:
-    """Access-log records -> counts: ping (GET /v2/), head/get (manifests), other; refused = 4xx/5xx
+    """Access-log records -> counts: ping (GET /v2/), head/get (manifests), tags (tags list pages),
+    other; refused = 4xx/5xx
     other than the ping's 401 challenge."""
     counts = Counter()
     for r in requests:
@@ -218,11 +219,14 @@ def classify(requests) -> dict[str, int]:
         elif "/manifests/" in path and r.method in ("HEAD", "GET"):
             counts[r.method.lower()] += 1
             refused = r.status >= 400
+        elif path.endswith("/tags/list") and r.method == "GET":
+            counts["tags"] += 1
+            refused = r.status >= 400
         else:
             counts["other"] += 1
             refused = r.status >= 400
         counts["refused"] += int(refused)
-    return {k: counts[k] for k in ("ping", "head", "get", "other", "refused")}
+    return {k: counts[k] for k in ("ping", "head", "get", "tags", "other", "refused")}
 
 
 def timeline(records: list[ConnectionRecord], started: float, wall: float,

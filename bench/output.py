@@ -21,7 +21,8 @@ def run_line(run: Run) -> str:
     verdict = "correct" if run.correct else "WRONG: " + "; ".join(run.mismatches[:3])
     return (f"wall {run.wall:.3f} s  cpu {run.cpu:.3f} s  rss {run.max_rss_kib / 1024:.1f} MiB  "
             f"engine {len(run.engine_calls)}  ping {r['ping']} token {r['token']} head {r['head']} "
-            f"get {r['get']}" + (f" other {r['other']}" if r["other"] else "")
+            f"get {r['get']}" + (f" tags {r['tags']}" if r.get("tags") else "")
+            + (f" other {r['other']}" if r["other"] else "")
             + (f" refused {r['refused']}" if r["refused"] else "")
             + f"  proxy late p95 {run.proxy_late_ms.get('p95', 0):.1f} ms  load {run.load_before:.1f}  {verdict}")
 
@@ -98,10 +99,10 @@ def _request_diff(point: dict) -> str:
             got = run["registry_requests"].get(registry, {})
             tokens = sum(1 for t in run["token_requests"]) if registry == "secure" else 0
             counted = {"ping": got.get("ping", 0), "token": tokens, "head": got.get("head", 0),
-                       "get": got.get("get", 0)}
-            for kind in ("ping", "token", "head", "get"):
-                if counted[kind] != want[kind]:
-                    problems.append(f"{registry} {kind} {counted[kind]} (expected {want[kind]})")
+                       "get": got.get("get", 0), "tags": got.get("tags", 0)}
+            for kind in ("ping", "token", "head", "get", "tags"):
+                if counted[kind] != want.get(kind, 0):
+                    problems.append(f"{registry} {kind} {counted[kind]} (expected {want.get(kind, 0)})")
             if got.get("other") or got.get("refused"):
                 problems.append(f"{registry} other {got.get('other', 0)} refused {got.get('refused', 0)}")
     return "; ".join(sorted(set(problems)))

@@ -185,10 +185,10 @@ def _summarise(runs: list[Run]) -> dict:
 
 
 def _floor(fleet: Fleet, network: dict, concurrency: int):
-    per_registry = fleet.images_per_registry()
+    per_registry, tags = fleet.images_per_registry(), fleet.tags_lists_per_registry()
     token = Server(network["token"].tls_round_trips)
     loads = [RegistryLoad(name, Server(network[name].tls_round_trips), per_registry.get(name, 0),
-                          token if name == "secure" else None) for name in REGISTRIES]
+                          token if name == "secure" else None, tags=tags.get(name, 0)) for name in REGISTRIES]
     return floor(rtt=_rtt(network), daemon=Server(network["daemon"].tls_round_trips), registries=loads,
                  concurrency=concurrency)
 

@@ -1,9 +1,10 @@
-"""Registry operations: the digest behind a tag, a manifest's body, an index's children.
+"""Registry operations: the digest behind a tag, a manifest's body, an index's children, the tags.
 
 ``RegistryClient`` works on any Transport; what a scan gives it is the layered one that
 ``layered()`` composes, each layer a module of its own:
 
-    RegistryClient   HEAD/GET a manifest; no digest on the HEAD: GET and hash the body
+    RegistryClient   HEAD/GET a manifest; no digest on the HEAD: GET and hash the body;
+                     a repository's tags, page by page (Link rel="next")
     → AuthTransport  (auth.py) ping once, scheme, Basic or Bearer, one refresh on 401
     → RetryTransport (retry.py) temporary failures again, within the deadline
     → CountingTransport (stats.py) requests by kind for the report
@@ -16,12 +17,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 from typing import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from .auth import AuthTransport
 from .authn import ANONYMOUS_KEYCHAIN, Keychain
 from .clock import Clock, Deadline, SystemClock
 from .errors import RegistryError
+from .link import next_link
 from .mediatypes import MANIFEST_ACCEPT, Descriptor, is_index
 from .name import Registry
 from .retry import Backoff, RetryTransport
@@ -31,8 +33,19 @@ from .tokens import TokenCache
 from .transport import HttpPools, Request, Response, Transport
 
 
+@dataclass(frozen=True)
+class TagLimits:
+    """Bounds on one repository's tags list; past any of them the list is an error, not a guess."""
+
+    page_size: int = 1000  # n= asked; a registry may send fewer and a Link to the rest
+    pages: int = 50
+    page_bytes: int = 4 * 1024 * 1024
+    total_bytes: int = 16 * 1024 * 1024
+    tags: int = 50_000
+
+
 class RegistryClient:
-    """Manifest requests to one registry, through `transport`; safe to share between threads."""
+    """Manifest and tags requests to one registry, through `transport`; safe to share between threads."""
 
     def __init__(self, registry: Registry, transport: Transport):
         self.registry = registry
@@ -64,19 +77,71 @@ class RegistryClient:
             raise RegistryError(f"read index {self.registry.name}/{repository}:{reference}: not valid JSON",
                                 registry=self.registry.name, repository=repository) from None
 
-    def _manifest(self, method: str, repository: str, reference: str) -> Response:
-        separator = "@" if ":" in reference else ":"
-        operation = f"{method} manifest {self.registry.name}/{repository}{separator}{reference}"
-        url = f"https://{self.registry.host}/v2/{repository}/manifests/{reference}"
+    def list_tags(self, repository: str, limits: TagLimits = TagLimits()) -> list[str]:
+        """Every tag of repository, following the Link header's rel="next" page by page.
+
+        Bounded by limits: pages, bytes in all and tags; a next page on another host, or one
+        already read (a loop), ends it with a RegistryError, as does a body that is not a tags list.
+        """
+        url = f"https://{self.registry.host}/v2/{repository}/tags/list?n={limits.page_size}"
+        origin = urlsplit(url).netloc  # the scheme is the auth layer's to settle (plain http on loopback)
+        seen: set[str] = set()
+        tags: list[str] = []
+        read = 0
+        while url:
+            operation = f"GET tags {self.registry.name}/{repository} (page {len(seen) + 1})"
+            if url in seen:
+                raise self._tags_error(repository, f"{operation}: the next page is one already read")
+            if len(seen) >= limits.pages:
+                raise self._tags_error(repository, f"{operation}: more than {limits.pages} pages")
+            if read >= limits.total_bytes:
+                raise self._tags_error(repository, f"{operation}: more than {limits.total_bytes} bytes in all")
+            seen.add(url)
+            budget = min(limits.page_bytes, limits.total_bytes - read)
+            response = self._send(Request("GET", url, {"Accept": "application/json"}, max_body=budget,
+                                          operation=operation), repository)
+            read += len(response.body)
+            tags.extend(_tags_of(response.body, lambda why: self._tags_error(repository, f"{operation}: {why}")))
+            if len(tags) > limits.tags:
+                raise self._tags_error(repository, f"{operation}: more than {limits.tags} tags")
+            following = next_link(response.header_values("Link"))
+            url = urljoin(url, following) if following else ""
+            if url and urlsplit(url).netloc != origin:
+                raise self._tags_error(repository, f"{operation}: the next page is on another host")
+        return tags
+
+    def _tags_error(self, repository: str, message: str) -> RegistryError:
+        return RegistryError(message, registry=self.registry.name, repository=repository)
+
+    def _send(self, request: Request, repository: str) -> Response:
+        """request's response; a failure as a RegistryError naming registry and repository."""
         try:
-            response = self._transport.round_trip(Request(method, url, {"Accept": MANIFEST_ACCEPT},
-                                                          operation=operation))
-            raise_for_status(response, operation, registry=self.registry.name, repository=repository)
+            response = self._transport.round_trip(request)
+            raise_for_status(response, request.operation, registry=self.registry.name, repository=repository)
         except RegistryError as exc:
             if exc.registry and exc.repository:
                 raise
             raise _about(exc, self.registry.name, repository) from exc
         return response
+
+    def _manifest(self, method: str, repository: str, reference: str) -> Response:
+        separator = "@" if ":" in reference else ":"
+        operation = f"{method} manifest {self.registry.name}/{repository}{separator}{reference}"
+        url = f"https://{self.registry.host}/v2/{repository}/manifests/{reference}"
+        return self._send(Request(method, url, {"Accept": MANIFEST_ACCEPT}, operation=operation), repository)
+
+
+def _tags_of(body: bytes, error) -> list[str]:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        raise error("not valid JSON") from None
+    tags = document.get("tags") if isinstance(document, dict) else None
+    if tags is None and isinstance(document, dict) and "tags" in document:
+        return []  # distribution answers a repository without tags with "tags": null
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise error("not a tags list")
+    return tags
 
 
 def _about(error: RegistryError, registry: str, repository: str) -> RegistryError:

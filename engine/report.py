@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from importlib import resources
 
 from .text import markdown, one_line
+from .versions import Newer
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = "report.schema.json"
@@ -33,12 +34,19 @@ class ContainerResult:
     local_digests: tuple[str, ...] = ()
     remote_digest: str | None = None
     error: str | None = None
+    newer: Newer | None = None  # None: versions not checked (not a version tag, off, or failed)
+    versions_error: str | None = None  # why the version check failed; the status does not depend on it
+
+    @property
+    def outdated(self) -> bool:
+        return self.newer is not None and self.newer.any
 
     def to_dict(self) -> dict:
         return {
             "id": self.id, "name": self.name, "image": self.image, "reference": self.reference,
             "status": self.status, "reason": self.reason, "local_digests": list(self.local_digests),
             "remote_digest": self.remote_digest, "registry": self.registry, "error": self.error,
+            "newer": self.newer.to_dict() if self.newer else None, "versions_error": self.versions_error,
         }
 
 
@@ -68,7 +76,8 @@ class Report:
         for container in self.containers:
             counts[container.status] += 1
         return {"scanned": len(self.containers), "stale": counts[STALE], "fresh": counts[FRESH],
-                "skipped": counts[SKIPPED], "errors": counts[ERROR]}
+                "skipped": counts[SKIPPED], "errors": counts[ERROR],
+                "outdated": sum(container.outdated for container in self.containers)}
 
     @property
     def status(self) -> str:
@@ -111,6 +120,8 @@ def summary_line(report: Report) -> str:
     s = report.summary
     parts = [f"{s['stale']} stale", f"{s['fresh']} fresh", f"{s['skipped']} skipped",
              f"{s['errors']} error" + ("s" if s["errors"] != 1 else "")]
+    if s["outdated"]:
+        parts.append(f"{s['outdated']} outdated")
     noun = "container" if s["scanned"] == 1 else "containers"
     return (f"{one_line(report.endpoint, 1000)}: {s['scanned']} {noun} scanned: " + ", ".join(parts)
             + f" ({report.duration_ms / 1000:.1f} s)")
@@ -133,12 +144,18 @@ def render_text(report: Report) -> str:
 
 
 def _text_row(c: ContainerResult) -> tuple[str, ...]:
-    detail = c.reason or ""
-    if c.error:
-        detail = f"{detail}: {c.error}" if detail else c.error
+    detail = "; ".join(x for x in (": ".join(x for x in (c.reason, c.error) if x), newer_text(c)) if x)
     local = ",".join(short_digest(d) for d in c.local_digests[:2]) + ("…" if len(c.local_digests) > 2 else "")
     return (c.status, one_line(c.name, 40), one_line(c.image, 60), local or "-",
             short_digest(c.remote_digest) or "-", one_line(detail, 160))
+
+
+def newer_text(c: ContainerResult) -> str:
+    """The largest step proposed, "1.27.2 (minor)", or why versions were not checked."""
+    if c.versions_error:
+        return f"versions: {c.versions_error}"
+    highest = c.newer.highest if c.newer else None
+    return f"newer: {highest[0]} ({highest[1]})" if highest else ""
 
 
 def short_digest(digest: str | None) -> str:
@@ -151,8 +168,8 @@ def short_digest(digest: str | None) -> str:
 
 def render_markdown(report: Report) -> str:
     ordered = report.ordered()
-    attention = [c for c in ordered if c.status in (STALE, ERROR)]
-    quiet = [c for c in ordered if c.status in (FRESH, SKIPPED)]
+    attention = [c for c in ordered if c.status in (STALE, ERROR) or c.outdated]
+    quiet = [c for c in ordered if c not in attention]
     icon = {"ok": "✅", "stale": "🟡", "errors": "🔴"}[report.status]
     lines = [f"### {icon} spyglass: {markdown(summary_line(report))}", ""]
     if attention:
@@ -169,7 +186,7 @@ def render_markdown(report: Report) -> str:
 def _md_table(containers: list[ContainerResult]) -> list[str]:
     lines = ["| Status | Container | Image | Local | Remote | Detail |", "|---|---|---|---|---|---|"]
     for c in containers:
-        detail = ": ".join(x for x in (c.reason, c.error) if x)
+        detail = "; ".join(x for x in (": ".join(x for x in (c.reason, c.error) if x), newer_text(c)) if x)
         local = ", ".join(short_digest(d) for d in c.local_digests[:2])
         cells = [c.status, *map(markdown, (c.name, c.image, local, short_digest(c.remote_digest), detail))]
         lines.append("| " + " | ".join(cells) + " |")

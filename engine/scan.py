@@ -6,7 +6,9 @@ Outline:
       not running, unparseable, pinned by digest, built locally
     → one lookup per distinct reference, concurrently, one client per registry that
       knows all of that registry's repositories up front (so one token can cover them)
-    → decide each container against its image's local digests
+    → beside them, one tags list per distinct repository whose running tag is a version
+      (engine/versions.py), unless versions are off
+    → decide each container against its image's local digests; propose newer version tags
     → a Report, always: what the deadline cut short is an error entry, not a lost scan
 """
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .authn import ANONYMOUS_KEYCHAIN, Keychain
@@ -24,11 +26,12 @@ from .decide import Lookup, decide, local_digests
 from .errors import DaemonError, InvalidReferenceError, RegistryError, RegistryTimeoutError, SpyglassError
 from .mediatypes import is_index
 from .name import Reference, parse_reference
-from .registry import LayeredRegistry, RegistryClient, layered
+from .registry import LayeredRegistry, RegistryClient, TagLimits, layered
 from .report import ERROR, SKIPPED, ContainerResult, RegistrySummary, Report
 from .selection import Selection, disabled_by_label
 from .tokens import MemoryTokenCache, TokenCache
 from .transport import HttpPools
+from .versions import LEVELS, TagPolicy, Version, parse_version, policy_for, propose
 
 log = logging.getLogger("spyglass.scan")
 
@@ -45,12 +48,33 @@ class ScanOptions:
     include_stopped: bool = False
     concurrency: int = 8
     timeout: float | None = None  # seconds for the whole scan, listing included
+    versions: str = "major"  # the highest level of newer version tags reported; "off": no tags lists
+    tag_limits: TagLimits = field(default_factory=TagLimits)
+
+    def __post_init__(self) -> None:
+        if self.versions not in LEVELS:
+            raise ValueError(f"versions must be one of {', '.join(LEVELS)}")
 
 
 @dataclass(frozen=True)
 class _Pending:
     container: ContainerInfo
     reference: Reference
+
+
+@dataclass(frozen=True)
+class _TagsKey:
+    """One tags list, shared by every container that runs a version tag of the repository."""
+
+    registry: str
+    repository: str
+
+
+@dataclass(frozen=True)
+class _VersionCheck:
+    running: Version | None = None
+    policy: TagPolicy | None = None
+    error: str | None = None  # a label that cannot be used
 
 
 def scan(source: ContainerSource, options: ScanOptions = ScanOptions(), *, pools: HttpPools | None = None,
@@ -84,12 +108,18 @@ def scan(source: ContainerSource, options: ScanOptions = ScanOptions(), *, pools
         if progress is not None:  # the handshakes come first: say so before the first lookup is done
             progress("registries", 0, len({_key(p.reference) for p in pending}))
         registries = _layers(pending, early.layers, **collaborators)
-        lookups = _look_up(pending, registries, executor, options.concurrency, deadline, progress, early.primes)
+        checks = _version_checks(pending, options.versions)
+        tags_keys = {_tags_key(p.reference) for p in pending if p.container.id in checks
+                     and checks[p.container.id].running is not None}
+        lookups, tags = _look_up(pending, registries, executor, options.concurrency, deadline, progress,
+                                 early.primes, tags_keys, options.tag_limits)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
         if owned:
             pools.close()
-    results = settled + [decide(p.container, p.reference, lookups[_key(p.reference)]) for p in pending]
+    results = settled + [_with_versions(decide(p.container, p.reference, lookups[_key(p.reference)]),
+                                        checks.get(p.container.id), tags.get(_tags_key(p.reference)))
+                         for p in pending]
     order = {c.id: i for i, c in enumerate(listing.containers)}
     results.sort(key=lambda r: order[r.id])
     summaries = tuple(RegistrySummary(name, dict(r.stats.requests), dict(r.stats.rate_limit))
@@ -218,10 +248,49 @@ def _key(reference: Reference) -> tuple[str, str, str]:
     return reference.registry.name, reference.repository, reference.manifest_identifier
 
 
+def _tags_key(reference: Reference) -> _TagsKey:
+    return _TagsKey(reference.registry.name, reference.repository)
+
+
+def _version_checks(pending: list[_Pending], level: str) -> dict[str, _VersionCheck]:
+    """Per container ID, for those whose tag is a version and whose policy is not off: what it
+    runs and its policy, or the label that cannot be used. Empty when versions are off: then not
+    a single tags list is asked for."""
+    checks = {}
+    if level == "off":
+        return checks
+    for item in pending:
+        running = parse_version(item.reference.tag) if item.reference.tag else None
+        if running is None:
+            continue
+        try:
+            policy = policy_for(item.container.labels, level)
+        except ValueError as exc:
+            checks[item.container.id] = _VersionCheck(error=str(exc))
+            continue
+        if policy.level != "off":
+            checks[item.container.id] = _VersionCheck(running, policy)
+    return checks
+
+
+def _with_versions(result: ContainerResult, check: _VersionCheck | None,
+                   tags: list[str] | SpyglassError | None) -> ContainerResult:
+    """result with its newer version tags, or why they are unknown; its status stays as decided."""
+    if check is None:
+        return result
+    if check.error is not None:
+        return replace(result, versions_error=check.error)
+    if isinstance(tags, SpyglassError):
+        return replace(result, versions_error=str(tags))
+    return replace(result, newer=propose(check.running, tags or (), check.policy))
+
+
 def _look_up(pending: list[_Pending], registries: dict[str, LayeredRegistry], executor: Executor,
              concurrency: int, deadline: Deadline, progress: Progress | None,
-             primed: dict[Future, str]) -> dict[tuple, Lookup]:
-    """One lookup per distinct reference, in parallel on executor; unfinished ones become timeouts.
+             primed: dict[Future, str], tags_keys: set[_TagsKey] = frozenset(),
+             tag_limits: TagLimits = TagLimits()) -> tuple[dict[tuple, Lookup], dict[_TagsKey, list[str] | SpyglassError]]:
+    """One lookup per distinct reference and one tags list per key of tags_keys, in parallel on
+    executor; unfinished ones become timeouts.
 
     Each registry's handshake (prime: ping, tokens, connections) is a task, up to `concurrency`
     at once; once it is done, that registry's lookups are submitted, up to `concurrency` in flight
@@ -235,12 +304,15 @@ def _look_up(pending: list[_Pending], registries: dict[str, LayeredRegistry], ex
     by_registry: dict[str, list[tuple]] = {}
     for key, (reference, _) in wanted.items():
         by_registry.setdefault(reference.registry.name, []).append(key)
+    for tags_key in sorted(tags_keys, key=lambda k: (k.registry, k.repository)):
+        by_registry[tags_key.registry].append(tags_key)
     # Primes already running (started from the lists) count only for registries with lookups.
     primes: dict[Future, str] = {future: name for future, name in primed.items() if name in by_registry}
     handshakes = deque(name for name in by_registry if name not in primes.values())  # primes still to start
     ready: deque[tuple] = deque()  # keys whose registry is primed, to be looked up
     lookups: dict[Future, tuple] = {}
     results: dict[tuple, Lookup] = {}
+    tags: dict[_TagsKey, list[str] | SpyglassError] = {}
     while (handshakes or ready or primes or lookups) and not deadline.expired():
         while handshakes and len(primes) < concurrency:
             name = handshakes.popleft()
@@ -248,6 +320,9 @@ def _look_up(pending: list[_Pending], registries: dict[str, LayeredRegistry], ex
             primes[executor.submit(registries[name].auth.prime, connections)] = name
         while ready and len(lookups) < concurrency:
             key = ready.popleft()
+            if isinstance(key, _TagsKey):
+                lookups[executor.submit(_tags_one, registries[key.registry].client, key, tag_limits)] = key
+                continue
             reference, digests = wanted[key]
             lookups[executor.submit(_lookup_one, registries[reference.registry.name].client, reference,
                                     digests)] = key
@@ -255,6 +330,8 @@ def _look_up(pending: list[_Pending], registries: dict[str, LayeredRegistry], ex
         for future in done:
             if future in primes:
                 ready.extend(by_registry[primes.pop(future)])
+            elif isinstance(lookups[future], _TagsKey):
+                tags[lookups.pop(future)] = future.result()
             else:
                 results[lookups.pop(future)] = future.result()
                 if progress is not None:
@@ -263,7 +340,22 @@ def _look_up(pending: list[_Pending], registries: dict[str, LayeredRegistry], ex
         results.setdefault(key, Lookup(error=RegistryTimeoutError(
             f"look up {ref}: scan deadline reached before the registry answered",
             registry=ref.registry.name, repository=ref.repository)))
-    return results
+    for key in tags_keys:
+        tags.setdefault(key, RegistryTimeoutError(
+            f"list tags {key.registry}/{key.repository}: scan deadline reached before the registry answered",
+            registry=key.registry, repository=key.repository))
+    return results, tags
+
+
+def _tags_one(client: RegistryClient, key: _TagsKey, limits: TagLimits) -> list[str] | SpyglassError:
+    try:
+        return client.list_tags(key.repository, limits)
+    except SpyglassError as exc:
+        return exc
+    except Exception as exc:  # a bug must cost one version check, not the scan
+        log.exception("unexpected failure listing the tags of %s/%s", key.registry, key.repository)
+        return RegistryError(f"list tags {key.registry}/{key.repository}: unexpected {type(exc).__name__}",
+                             registry=key.registry, repository=key.repository)
 
 
 def _quietly(work: Callable[[], object]) -> None:

@@ -1,7 +1,7 @@
 """Per-registry request counts for the report, as a layer under retry (so every attempt counts).
 
 A request's kind is read from what it is: GET /v2/ is the ping, a manifest request is
-its method (head, get), anything else the registry path sends is a token request.
+its method (head, get), a tags list page is "tags", anything else the registry path sends is a token request.
 Rate-limit headers (Docker Hub's ``ratelimit-*``) are kept as the registry last sent them.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from .transport import Request, Response, Transport
 
-KINDS = ("ping", "token", "head", "get")
+KINDS = ("ping", "token", "head", "get")  # always reported; "tags" only once a tags list was asked for
 RATE_LIMIT_HEADERS = ("ratelimit-limit", "ratelimit-remaining")
 
 
@@ -28,6 +28,8 @@ def request_kind(request: Request) -> str:
         return "ping"
     if "/manifests/" in path:
         return request.method.lower()
+    if path.endswith("/tags/list"):
+        return "tags"
     return "token"
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
 from engine.errors import ConfigurationError, DaemonError, SpyglassError, scrub
-from engine.report import ERROR, STALE, Report, render_json, render_markdown, render_text, short_digest
+from engine.report import ERROR, STALE, Report, render_json, render_markdown, render_text, newer_text, short_digest
 from engine.text import markdown
 from handler import logs
 from handler import settings as table
@@ -46,7 +46,7 @@ INPUT_DEFAULTS: dict[str, str] = {row.action_input: row.input_default()
                                   for row in table.rows(table.ACTION) if row.action_input}
 INPUTS = tuple(INPUT_DEFAULTS)
 SECRET_INPUTS = tuple(row.action_input for row in table.rows(table.ACTION) if row.action_input and row.secret)
-OUTPUTS = ("status", "stale-count", "error-count", "fresh-count", "report-path", "stale")
+OUTPUTS = ("status", "stale-count", "error-count", "fresh-count", "outdated-count", "report-path", "stale")
 
 SUMMARY_LIMIT = 1024 * 1024  # the runner refuses a step summary above 1 MiB
 _CONFIG_SECRET_KEYS = frozenset({"auth", "password", "identitytoken", "registrytoken"})
@@ -232,6 +232,7 @@ def output_values(report: Report, report_path: str) -> dict[str, str]:
              for c in report.ordered() if c.status == STALE]
     return {"status": report.status, "stale-count": str(summary["stale"]),
             "error-count": str(summary["errors"]), "fresh-count": str(summary["fresh"]),
+            "outdated-count": str(summary["outdated"]),
             "report-path": report_path, "stale": json.dumps(stale, separators=(",", ":"))}
 
 
@@ -273,7 +274,8 @@ def write_report_file(env: Mapping[str, str], report: Report, path: str | None =
 
 
 def annotate(commands: Commands, report: Report) -> None:
-    """One warning per stale container, one error per container that could not be checked."""
+    """One warning per stale container, one error per container that could not be checked, one
+    notice per container behind a newer version."""
     for c in report.ordered():
         where = f"{report.endpoint}: container {c.name}"
         if c.status == STALE:
@@ -284,6 +286,8 @@ def annotate(commands: Commands, report: Report) -> None:
             detail = ": ".join(x for x in (c.reason, c.error) if x)
             commands.issue("error", f"{where} ({c.image}) could not be checked: {detail}",
                            title=f"Container not checked {c.name}")
+        if c.outdated:
+            commands.issue("notice", f"{where} runs {c.image}; {newer_text(c)}", title=f"Newer version for {c.name}")
 
 
 # -- SNS (handler.aws.sns; boto3 comes with the [aws] extra) ---------------------------------
@@ -373,11 +377,15 @@ def _run(values: Mapping[str, object], files: SecretFiles, commands: Commands, *
 
 def _verdict(commands: Commands, report: Report, values: Mapping[str, object]) -> int:
     summary = report.summary
-    reason = found(summary, fail_on_stale=values["fail_on_stale"], fail_on_error=values["fail_on_error"])
+    reason = found(summary, fail_on_stale=values["fail_on_stale"], fail_on_error=values["fail_on_error"],
+                   fail_on_outdated=values["fail_on_outdated"])
     if reason == "stale":
         commands.issue("error", f"{_count(summary['stale'])} stale and fail-on-stale is true", title="spyglass")
     elif reason == "errors":
         commands.issue("error", f"{_count(summary['errors'])} could not be checked and fail-on-error is true",
+                       title="spyglass")
+    elif reason == "outdated":
+        commands.issue("error", f"{_count(summary['outdated'])} behind a newer version and fail-on-outdated is true",
                        title="spyglass")
     return EXIT_FOUND if reason else EXIT_OK
 

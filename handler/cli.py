@@ -137,7 +137,8 @@ def _scan(values: Mapping[str, object], *, stdout, stderr) -> int:
     if values["report_file"]:
         write_json_report(Path(values["report_file"]), render_json(report))
     _publish(values, report)
-    reason = found(report.summary, fail_on_stale=values["fail_on_stale"], fail_on_error=values["fail_on_error"])
+    reason = found(report.summary, fail_on_stale=values["fail_on_stale"], fail_on_error=values["fail_on_error"],
+                   fail_on_outdated=values["fail_on_outdated"])
     return EXIT_FOUND if reason else EXIT_OK
 
 

@@ -38,6 +38,7 @@ class ScanConfig:
     docker_config: str | None = None  # a config.json, or a folder holding one
     concurrency: int = 8
     timeout: float | None = None
+    versions: str = "major"  # the highest level of newer version tags reported
 
 
 def scan_config(values: Mapping[str, object], daemon: DaemonSettings, **overrides) -> ScanConfig:
@@ -120,7 +121,8 @@ def run_scan(config: ScanConfig, *, progress: Progress | None = None,
     options = ScanOptions(
         selection=Selection(names=normalise_names(config.names), label_enable=config.label_enable,
                             scope=config.scope),
-        include_stopped=config.include_stopped, concurrency=config.concurrency, timeout=config.timeout)
+        include_stopped=config.include_stopped, concurrency=config.concurrency, timeout=config.timeout,
+        versions=config.versions)
     # Pools passed in (a warm Lambda's) already carry the TLS policy they were built with, and stay
     # open for the next invocation; pools made here are closed here.
     own_pools = pools is None

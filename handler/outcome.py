@@ -42,10 +42,13 @@ def decide(policy: str, status: str, current: str = "", last: str | None = None)
     return Decision(False, "unchanged since the last delivered report")
 
 
-def found(summary: Mapping[str, int], *, fail_on_stale: bool, fail_on_error: bool) -> str | None:
-    """Why the run exits EXIT_FOUND ("stale" or "errors"), or None."""
+def found(summary: Mapping[str, int], *, fail_on_stale: bool, fail_on_error: bool,
+          fail_on_outdated: bool = False) -> str | None:
+    """Why the run exits EXIT_FOUND ("stale", "errors" or "outdated"), or None."""
     if fail_on_stale and summary["stale"]:
         return "stale"
     if fail_on_error and summary["errors"]:
         return "errors"
+    if fail_on_outdated and summary.get("outdated"):
+        return "outdated"
     return None

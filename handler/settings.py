@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from engine.errors import ConfigurationError
+from engine.versions import LEVELS as VERSION_LEVELS
 from handler.outcome import NOTIFY_POLICIES, STATELESS_POLICIES
 
 CLI, ACTION, LAMBDA = "cli", "action", "lambda"
@@ -322,6 +323,9 @@ SETTINGS: tuple[Setting, ...] = (
             "credentials (read into memory)", (LAMBDA,), env="SPYGLASS_REGISTRY_AUTH_SECRET", group=REGISTRIES),
     Setting("concurrency", Whole(low=1), "registry requests in flight at once", (CLI, ACTION, LAMBDA), default="8",
             flags=("--concurrency",), env="SPYGLASS_CONCURRENCY", action_input="concurrency", group=REGISTRIES),
+    Setting("versions", Choice(*VERSION_LEVELS), "report newer version tags (1.25.3 → 1.27.2) up to this level: "
+            "off, patch, minor or major; off asks for no tags list", (CLI, ACTION, LAMBDA), default="major",
+            flags=("--versions",), env="SPYGLASS_VERSIONS", action_input="versions", group=REGISTRIES),
 
     Setting("timeout", Number(above=0), "bound on the whole scan in seconds; unfinished lookups are reported "
             "as timeout", (CLI, ACTION, LAMBDA), default="120", defaults={LAMBDA: ""}, flags=("--timeout",),
@@ -341,6 +345,9 @@ SETTINGS: tuple[Setting, ...] = (
             flags=("--fail-on-stale",), env="SPYGLASS_FAIL_ON_STALE", action_input="fail-on-stale", group=OUTPUT),
     Setting("fail_on_error", BOOL, "exit 1 when a container could not be checked", (CLI, ACTION), default="false",
             flags=("--fail-on-error",), env="SPYGLASS_FAIL_ON_ERROR", action_input="fail-on-error", group=OUTPUT),
+    Setting("fail_on_outdated", BOOL, "exit 1 when a container runs a version tag with a newer version reported",
+            (CLI, ACTION), default="false", flags=("--fail-on-outdated",), env="SPYGLASS_FAIL_ON_OUTDATED",
+            action_input="fail-on-outdated", group=OUTPUT),
     Setting("log_level", Choice(*LOG_LEVELS), "log level: debug, info, warning or error", (CLI, ACTION, LAMBDA), default="warning",
             defaults={LAMBDA: "info"}, flags=("--log-level",), env="SPYGLASS_LOG_LEVEL", action_input="log-level",
             group=OUTPUT, notes={ACTION: "debug when the run is re-run with debug logging"}),

@@ -173,7 +173,7 @@ def _scan_inputs(settings, spec, runtime: Runtime, budget: float | None):
                             label_enable=spec.label_enable, scope=spec.scope, registry_ca=settings.registry_ca,
                             registry_ca_validate=settings.registry_ca_validate,
                             insecure_registries=settings.insecure_registries,
-                            concurrency=settings.concurrency, timeout=budget)
+                            concurrency=settings.concurrency, versions=settings.versions, timeout=budget)
         yield config, lambda default: EcrKeychain(registry_keychain or default, runtime.ecr_tokens)
 
 

@@ -48,6 +48,7 @@ class LambdaSettings:
     registry_ca_validate: bool = True
     insecure_registries: tuple[str, ...] = ()
     concurrency: int = 8
+    versions: str = "major"
     timeout: float | None = None  # None: the function's remaining time is the only bound
     delivery_margin: float = 10.0
     log_level: str = "info"
@@ -69,7 +70,7 @@ def settings_from_env(env: Mapping[str, str]) -> LambdaSettings:
         state_table=state_table, registry_auth_secret=values["registry_auth_secret"] or "",
         registry_ca=values["registry_ca"], registry_ca_validate=values["registry_ca_validate"],
         insecure_registries=values["insecure_registries"], concurrency=values["concurrency"],
-        timeout=values["timeout"], delivery_margin=values["delivery_margin"], log_level=values["log_level"])
+        versions=values["versions"], timeout=values["timeout"], delivery_margin=values["delivery_margin"], log_level=values["log_level"])
 
 
 def early_log_level(env: Mapping[str, str]) -> str:

@@ -172,7 +172,8 @@ def attributes(report: Report, scan_id: str, failure: str | None, truncated: boo
     values = {"endpoint": ("String", report.endpoint), "status": ("String", status),
               "stale_count": ("Number", str(s["stale"])),
               "error_count": ("Number", str(s["errors"] + (1 if failure is not None else 0))),
-              "scanned_count": ("Number", str(s["scanned"])), "scan_id": ("String", scan_id),
+              "scanned_count": ("Number", str(s["scanned"])), "outdated_count": ("Number", str(s["outdated"])),
+              "scan_id": ("String", scan_id),
               "truncated": ("String", "true" if truncated else "false")}
     return {name: {"DataType": kind, "StringValue": value} for name, (kind, value) in values.items()}
 

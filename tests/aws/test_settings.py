@@ -90,3 +90,8 @@ def test_an_invalid_event_lists_every_offending_field(event, fields):
 def test_without_any_host_the_event_is_refused():
     with pytest.raises(InvalidEventError, match="endpoint.host: required"):
         endpoint_for({}, EndpointSpec())
+
+
+def test_versions_reach_the_lambda_settings():
+    assert settings_from_env({}).versions == "major"
+    assert settings_from_env({"SPYGLASS_VERSIONS": "off"}).versions == "off"

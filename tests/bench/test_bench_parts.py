@@ -207,6 +207,15 @@ def test_the_floor_of_the_default_fleet_shape():
     assert result.round_trips == 20 and result.seconds == pytest.approx(1.0)
 
 
+def test_the_floor_counts_the_tags_lists_beside_the_heads():
+    loads = [RegistryLoad("secure", TLS13, 60, TLS13, tags=10), RegistryLoad("open", TLS13, 20, None, tags=4),
+             RegistryLoad("plain", PLAIN, 20, None, tags=4)]
+    result = floor(rtt=0.05, daemon=TLS13, registries=loads, concurrency=8)
+    assert result.chains == {"secure": 2 + 1 + 3 + 9, "open": 2 + 1 + 3, "plain": 1 + 1 + 3}
+    # 118 requests share 8 slots: 15 waves after plain's set-up (2).
+    assert result.registries == max(15, 2 + 15) == 17
+
+
 def test_tls12_costs_two_round_trips_and_an_idle_registry_costs_nothing():
     loads = [RegistryLoad("old", Server(2), 8, Server(2)), RegistryLoad("idle", TLS13, 0, None)]
     result = floor(rtt=1.0, daemon=Server(2), registries=loads, concurrency=8)
@@ -246,8 +255,9 @@ def test_the_default_fleet_spreads_over_every_kind_and_registry():
     assert {slot.kind for slot in fleet.slots()} == {"pub", "private", "multi", "open", "plain"}
     assert fleet.images_per_registry() == {"secure": 60, "open": 20, "plain": 20}
     expected = fleet.expected_requests()
-    assert expected["secure"] == {"ping": 1, "token": 1, "head": 60, "get": 8}  # 2 index slots are stale
-    assert expected["plain"] == {"ping": 1, "token": 0, "head": 20, "get": 0}
+    # 2 index slots are stale; every repository's tag is a version (v<k>): one tags list each (issue 12)
+    assert expected["secure"] == {"ping": 1, "token": 1, "head": 60, "get": 8, "tags": 10}
+    assert expected["plain"] == {"ping": 1, "token": 0, "head": 20, "get": 0, "tags": 4}
     assert not any(slot.stale and slot.kind == "multi" for slot in fleet.slots())
 
 
@@ -290,8 +300,8 @@ def test_the_plan_builds_each_fleet_once_in_an_order_that_reuses_containers():
 def test_access_log_records_are_counted_by_kind():
     records = [RegistryRequest("GET", "/v2/", 401), RegistryRequest("HEAD", "/v2/a/manifests/v1", 200),
                RegistryRequest("HEAD", "/v2/a/manifests/v2", 404), RegistryRequest("GET", "/v2/a/manifests/sha256:x", 200),
-               RegistryRequest("GET", "/v2/_catalog", 200)]
-    assert classify(records) == {"ping": 1, "head": 2, "get": 1, "other": 1, "refused": 1}
+               RegistryRequest("GET", "/v2/_catalog", 200), RegistryRequest("GET", "/v2/a/tags/list?n=1000", 200)]
+    assert classify(records) == {"ping": 1, "head": 2, "get": 1, "tags": 1, "other": 1, "refused": 1}
 
 
 def test_the_high_water_mark_is_read_from_a_proc_status_file(tmp_path):

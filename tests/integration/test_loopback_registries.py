@@ -53,9 +53,12 @@ def test_a_loopback_registry_speaking_plain_http_needs_no_insecure_flag(stack, p
     mark = stack.plain.mark()
     code, report, err = scan(stack, *without(stack.scan_args(), "--insecure-registry"))
     assert code == 0, err
-    # verified https was tried first and found no TLS there; then one ping and one HEAD per image over http
+    # verified https was tried first and found no TLS there; then one ping and one HEAD per image over
+    # http, and one tags list per repository (tag 1 is a version: issue 12) over http too
     requests = [(r.method, r.path.split("/manifests/")[0]) for r in stack.plain.requests_since(mark)]
-    assert sorted(requests) == [("GET", "/v2/"), ("HEAD", "/v2/loop/fresh"), ("HEAD", "/v2/loop/stale")]
+    assert sorted(requests) == [("GET", "/v2/"), ("GET", "/v2/loop/fresh/tags/list?n=1000"),
+                                ("GET", "/v2/loop/stale/tags/list?n=1000"), ("HEAD", "/v2/loop/fresh"),
+                                ("HEAD", "/v2/loop/stale")]
     assert {c["name"]: c["status"] for c in report["containers"]} == plain_fleet
     stale = next(c for c in report["containers"] if c["name"] == "loop-stale")
     with stack.plain_http() as registry:

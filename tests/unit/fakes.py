@@ -33,7 +33,7 @@ class TablePools:
         parts = urlsplit(sent.url)
         request = {"method": sent.method, "url": sent.url, "host": parts.netloc, "path": parts.path,
                    "query": parse_qs(parts.query), "headers": dict(sent.headers), "body": sent.body,
-                   "timeout": sent.timeout}
+                   "timeout": sent.timeout, "max_body": sent.max_body}
         self.requests.append(request)
         for rule_method, prefix, handler in self.rules:
             if rule_method == sent.method and parts.path.startswith(prefix):

@@ -28,7 +28,7 @@ def sample(name="web") -> Report:
 def test_json_report_validates_and_counts():
     document = json.loads(render_json(sample()))
     jsonschema.validate(document, SCHEMA)
-    assert document["summary"] == {"scanned": 4, "stale": 1, "fresh": 1, "skipped": 1, "errors": 1}
+    assert document["summary"] == {"scanned": 4, "stale": 1, "fresh": 1, "skipped": 1, "errors": 1, "outdated": 0}
     assert document["status"] == "errors" and document["duration_ms"] == 1250
     assert [c["status"] for c in document["containers"]] == ["stale", "error", "fresh", "skipped"]
 

@@ -236,3 +236,12 @@ def test_lists_split_the_same_everywhere(tmp_path):
     assert settings_from_env({"SPYGLASS_INSECURE_REGISTRIES": text}).insecure_registries == expected
     spec, _ = endpoint_for({"endpoint": {"names": text}}, EndpointSpec(host="tcp://h:1"))
     assert spec.names == expected
+
+
+def test_versions_is_one_row_read_in_every_place():
+    assert resolve(table.CLI, [flags({"versions": "Minor"})])["versions"] == "minor"
+    assert resolve(table.CLI, [])["versions"] == "major"
+    assert resolve(table.ACTION, [action_inputs({"INPUT_VERSIONS": "off"})])["versions"] == "off"
+    assert resolve(table.LAMBDA, [environment({"SPYGLASS_VERSIONS": "patch"}, table.LAMBDA)])["versions"] == "patch"
+    with pytest.raises(ConfigurationError, match="--versions"):
+        resolve(table.CLI, [flags({"versions": "all"})])
