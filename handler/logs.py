@@ -48,5 +48,7 @@ def configure(level: str = "warning", fmt: str = "text", *, stream=None, static:
     root.setLevel(getattr(logging, level.upper(), logging.WARNING))
     # These libraries log request lines, parameters and response bodies at debug: query strings,
     # DynamoDB items holding tokens, Secrets Manager values holding private keys. Keep them at info.
-    for noisy in ("urllib3", "docker", "botocore", "boto3", "s3transfer"):
+    # Apprise's requests carry notification URLs, whose paths and headers are tokens.
+    for noisy in ("urllib3", "docker", "botocore", "boto3", "s3transfer", "requests", "requests_oauthlib",
+                  "oauthlib"):
         logging.getLogger(noisy).setLevel(max(root.level, logging.INFO))
