@@ -1,8 +1,10 @@
 """Sending one report to every notification URL through Apprise (pip install 'spyglass[notify]').
 
-    for each URL, in order, within one deadline:
+    every URL at once (a thread each, up to MAX_PARALLEL), all within one deadline:
       1. Apprise turns the URL into a service (None: a URL it does not know)
-      2. its connect and read timeouts are cut to the time left
+      2. its connect and read timeouts are cut to the deadline; a send still running when
+         the deadline passes is a failure ("no answer within ..."), its thread ends with
+         its socket's timeout
       3. the message in the richest format the service takes (markdown, which Apprise
          turns into HTML for e-mail, else text), cut to the service's length; the
          generic JSON webhook gets the full JSON report
@@ -17,7 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
@@ -31,6 +34,7 @@ log = logging.getLogger("spyglass.notify")
 
 JSON_SCHEMES = frozenset({"json", "jsons"})
 REASON_LIMIT = 300
+MAX_PARALLEL = 8
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class _Capture(logging.Handler):
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+        self.records.append(record)  # list.append is atomic: the senders' threads share it
 
 
 def load_apprise():
@@ -71,45 +75,50 @@ def load_apprise():
 
 
 def send(urls: Sequence[str], report: Report, *, deadline: float, where: str, failure: str | None = None,
-         apprise=None, clock: Callable[[], float] = time.monotonic) -> Outcome:
+         apprise=None) -> Outcome:
     """Send the report to every URL within ``deadline`` seconds; ``where`` says where the full report is."""
     apprise = apprise or load_apprise()
     redact = Redactor(urls)
-    ends = clock() + deadline
+    targets = [describe(url, index) for index, url in enumerate(urls, start=1)]
+    pool = ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(urls)) or 1, thread_name_prefix="spyglass-notify")
+    with _apprise_logs() as capture:
+        try:
+            futures = [pool.submit(_send_one, apprise, url, report, capture, left=deadline, where=where,
+                                   failure=failure, redact=redact) for url in urls]
+            wait(futures, timeout=deadline)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
     sent, failed = [], []
-    for index, url in enumerate(urls, start=1):
-        target = describe(url, index)
-        left = ends - clock()
-        if left <= 0:
-            failed.append(Failure(target, "not sent: the notification deadline passed"))
-            continue
-        reason = _send_one(apprise, url, report, left=left, where=where, failure=failure, redact=redact)
-        if reason is None:
+    for target, future in zip(targets, futures):
+        if not future.done():
+            failed.append(Failure(target, f"no answer within the notification deadline ({deadline:g} s)"))
+        elif future.result() is None:
             sent.append(target)
             log.info("%s: notified", target)
         else:
-            failed.append(Failure(target, reason))  # the caller says it where its user looks
+            failed.append(Failure(target, future.result()))  # the caller says it where its user looks
     return Outcome(tuple(sent), tuple(failed))
 
 
-def _send_one(apprise, url: str, report: Report, *, left: float, where: str, failure: str | None,
-              redact: Callable[[str], str]) -> str | None:
+def _send_one(apprise, url: str, report: Report, capture: "_Capture", *, left: float, where: str,
+              failure: str | None, redact: Callable[[str], str]) -> str | None:
     """None when the service took the message, else why not (redacted)."""
-    with _apprise_logs() as capture:
-        try:
-            service = apprise.Apprise.instantiate(url, suppress_exceptions=True)
-            if not service:
-                return "not a notification URL Apprise knows (see its list of services)"
-            service.socket_connect_timeout = min(float(service.socket_connect_timeout), left)
-            service.socket_read_timeout = min(float(service.socket_read_timeout), left)
-            body_format, message = _message(apprise, service, url, report, where=where, failure=failure)
-            took = service.notify(body=message.body, title=message.title, notify_type=message.severity,
-                                  body_format=body_format)
-        except Exception as exc:  # noqa: BLE001 - a plugin's own failure: this URL fails, the others go on
-            return _reason([f"{type(exc).__name__}: {exc}"], redact)
+    thread = threading.get_ident()
+    try:
+        service = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+        if not service:
+            return "not a notification URL Apprise knows (see its list of services)"
+        service.socket_connect_timeout = min(float(service.socket_connect_timeout), left)
+        service.socket_read_timeout = min(float(service.socket_read_timeout), left)
+        body_format, message = _message(apprise, service, url, report, where=where, failure=failure)
+        took = service.notify(body=message.body, title=message.title, notify_type=message.severity,
+                              body_format=body_format)
+    except Exception as exc:  # noqa: BLE001 - a plugin's own failure: this URL fails, the others go on
+        return _reason([f"{type(exc).__name__}: {exc}"], redact)
     if took:
         return None
-    said = [record.getMessage() for record in capture.records if record.levelno >= logging.WARNING]
+    said = [record.getMessage() for record in capture.records
+            if record.levelno >= logging.WARNING and record.thread == thread]
     return _reason(said or ["the service did not take the message"], redact)
 
 
@@ -135,15 +144,20 @@ def _reason(lines: list[str], redact: Callable[[str], str]) -> str:
 
 @contextlib.contextmanager
 def _apprise_logs() -> Iterator[_Capture]:
-    """Apprise logs URLs and payloads at debug: its records go to the capture only."""
+    """Apprise logs URLs, headers and payloads: its records go to the capture only.
+
+    Its logger stops propagating for the rest of the process, with a NullHandler so that
+    logging's last-resort handler does not print what a send still running after the
+    deadline says once the capture is gone.
+    """
     logger = logging.getLogger("apprise")
-    saved = logger.handlers[:], logger.propagate, logger.level
-    capture = _Capture()
-    logger.handlers[:] = [capture]
     logger.propagate = False
+    if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
+        logger.addHandler(logging.NullHandler())
     logger.setLevel(logging.DEBUG)
+    capture = _Capture()
+    logger.addHandler(capture)
     try:
         yield capture
     finally:
-        logger.handlers[:], logger.propagate = saved[0], saved[1]
-        logger.setLevel(saved[2])
+        logger.removeHandler(capture)
