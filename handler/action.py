@@ -355,7 +355,8 @@ def main(env: Mapping[str, str] | None = None, *, stdout=None, stderr=None, home
     files = SecretFiles(_runner_temp(env))
     try:
         values = read_settings(env, home or Path.home())
-        logs.configure("debug" if debug else values["log_level"], values["log_format"], stream=stderr)
+        logs.configure("debug" if debug else values["log_level"], values["log_format"], stream=stderr,
+                       secret_urls=values["notify_urls"])
         log.debug("secret inputs go to %s", files.folder)
         return _run(values, files, commands, env=env, stdout=stdout, scan=scan, load_publisher=load_publisher)
     except ConfigurationError as exc:

@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         if values is None:
             build_parser().print_help(stderr)
             return EXIT_CONFIG
-        logs.configure(values["log_level"], values["log_format"], stream=stderr)
+        logs.configure(values["log_level"], values["log_format"], stream=stderr, secret_urls=values["notify_urls"])
         if values["notify"] == "change" and not values["state_file"]:
             from handler.statefile import default_path
             values["state_file"] = str(default_path(env, home))

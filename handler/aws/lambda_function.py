@@ -90,7 +90,7 @@ def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
             log.error("%s", exc)
             raise
         static = {"endpoint": spec.host, "correlation_id": correlation_id or request_id, "scan_id": request_id}
-        with _json_logs(settings.log_level, log_stream, static):
+        with _json_logs(settings.log_level, log_stream, static, settings.notify_urls):
             try:
                 return _invocation(settings, spec, request_id, context, runtime)
             except SpyglassError as exc:  # raised on: Lambda's retries and on-failure destination take it
@@ -270,14 +270,15 @@ def _store_stats(store) -> dict | None:
 
 
 @contextlib.contextmanager
-def _json_logs(level: str, stream, static: dict):
-    """JSON lines on stream (stdout in Lambda) for the block; the previous logging set-up comes back after."""
+def _json_logs(level: str, stream, static: dict, secret_urls=()):
+    """JSON lines on stream (stdout in Lambda) for the block, cleaned of the notify URLs' secrets;
+    the previous logging set-up comes back after."""
     from handler import logs
 
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
     logs.configure(level if level in ("debug", "info", "warning", "error") else "info", "json",
-                   stream=stream or sys.stdout, static=static)
+                   stream=stream or sys.stdout, static=static, secret_urls=secret_urls)
     try:
         yield
     finally:
