@@ -213,13 +213,13 @@ TABLE = Text("TABLE", r"[A-Za-z0-9_.-]{3,255}|arn:aws[a-z-]*:dynamodb:[a-z0-9-]+
 
 
 class UrlList(Items):
-    """Notification URLs: newlines separate, and a comma only where a new ``scheme://`` follows
-    (Apprise URLs carry commas of their own: ``mailto://...?to=a@example.com,b@example.com``)."""
+    """Notification URLs: newlines separate, and a comma only where a new ``scheme://`` (or nothing)
+    follows (Apprise URLs carry commas of their own: ``mailto://...?to=a@example.com,b@example.com``)."""
 
     metavar = "URL"
 
     def parse(self, text: str) -> tuple[str, ...]:
-        items = re.split(r"\n|,(?=\s*[A-Za-z][A-Za-z0-9+.-]*://)", text)
+        items = re.split(r"\n|,(?=\s*(?:[A-Za-z][A-Za-z0-9+.-]*://|,|$))", text)
         return tuple(item.strip() for item in items if item.strip())
 
 

@@ -41,3 +41,18 @@ def test_text_that_is_not_a_url_is_never_shown():
 
 def test_a_short_password_is_still_a_secret():
     assert "pw" in secrets_of("mailto://a:pw@example.com")
+
+
+def test_a_comma_splits_urls_only_where_a_new_scheme_follows():
+    from handler.settings import NOTIFY_URLS
+
+    text = "mailto://u:p@x.org?to=a@x.org,b@x.org, slack://A/B/C\njson://h/x ,, "
+    assert NOTIFY_URLS.parse(text) == ("mailto://u:p@x.org?to=a@x.org,b@x.org", "slack://A/B/C", "json://h/x")
+
+
+def test_the_action_masks_each_url_and_each_secret_piece():
+    from handler.action import mask_values, read_inputs
+
+    masks = mask_values(read_inputs({"INPUT_NOTIFY_URLS": "slack://TokA1/TokB2/TokC3\nmailto://me:pw9x@x.org"}))
+    assert {"slack://TokA1/TokB2/TokC3", "TokA1", "TokB2", "TokC3", "pw9x"} <= set(masks)
+    assert masks == sorted(masks, key=len, reverse=True)  # longest first: a part never masks before its whole

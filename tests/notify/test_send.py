@@ -123,3 +123,26 @@ def test_a_server_that_never_answers_is_bounded_by_the_deadline(hooks):
     assert outcome.sent == (f"notify URL 3 (json://{hooks.authority}…)",)  # the slow ones hold nobody up
     assert len(outcome.failed) == 2
     assert all(TOKEN not in f.reason for f in outcome.failed)
+
+
+def test_a_long_report_is_cut_to_the_service_s_length_with_a_pointer(hooks):
+    many = tuple(ContainerResult(f"s{i}", f"svc-{i:03}", f"registry.example/team/image-{i:03}:1", "stale",
+                                 remote_digest="sha256:" + "44" * 32) for i in range(300))
+    report = Report("tcp://big:2376", 0.0, 1.0, many)
+    assert send([f"mmost://{hooks.authority}/{TOKEN}"], report, deadline=10, where="/srv/last.json").ok
+    [chat] = hooks.to(f"/hooks/{TOKEN}")
+    text = json.loads(chat.body)["text"]
+    assert len(text) <= 4000  # Mattermost's limit in Apprise, title included
+    assert text.rstrip().splitlines()[-1].startswith("… ") and "/srv/last.json" in text
+    assert "svc-000" in text and "svc-299" not in text
+
+
+def test_without_apprise_a_url_is_a_configuration_error_saying_how_to_install(monkeypatch):
+    import sys
+
+    from engine.errors import ConfigurationError
+    from handler.notify import load_apprise
+
+    monkeypatch.setitem(sys.modules, "apprise", None)  # as if not installed
+    with pytest.raises(ConfigurationError, match=r"pip install 'spyglass\[notify\]'"):
+        load_apprise()
