@@ -7,12 +7,13 @@
     4. outputs to $GITHUB_OUTPUT, the markdown report to $GITHUB_STEP_SUMMARY, the JSON report
        under $RUNNER_TEMP (or report-file), one annotation per stale (warning) and errored
        (error) container
-    5. SNS delivery when asked for; the secret folder is removed whatever happened
+    5. SNS delivery and the notify URLs when asked for (the same policy); the secret folder is
+       removed whatever happened
 
 A composite action does not set INPUT_* by itself: action.yml (written from the table by
 scripts/settings_docs.py) maps each input to ``INPUT_<NAME>`` (upper case, ``-`` as ``_``) in the
 step's ``env:``. Exit codes as the CLI (handler.outcome): 0 done, 1 fail-on-stale /
-fail-on-error, 2 configuration, 3 could not scan.
+fail-on-error, 2 configuration, 3 could not scan, 4 a notify URL failed and fail-on-notify-error.
 """
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ from handler import logs
 from handler import settings as table
 from handler.aws.sns import publish_report
 from handler.compose import ScanConfig, daemon_settings, run_scan, scan_config, write_json_report
-from handler.outcome import EXIT_CONFIG, EXIT_FOUND, EXIT_OK, EXIT_UNREACHABLE, decide, found
+from handler.notify.redact import secrets_of
+from handler.outcome import EXIT_CONFIG, EXIT_FOUND, EXIT_NOTIFY, EXIT_OK, EXIT_UNREACHABLE, decide, found
 
 FAILURE_LIMIT = 1000  # characters of the "could not scan" message in the step summary
 
@@ -112,8 +114,22 @@ def mask_values(inputs: Mapping[str, str]) -> list[str]:
         value = inputs[name]
         if not value:
             continue
-        found += _config_secrets(value) if name == "docker-config" else _pem_lines(value)
+        if name == "docker-config":
+            found += _config_secrets(value)
+        elif name == NOTIFY_URLS_INPUT:
+            found += _url_secrets(value)
+        else:
+            found += _pem_lines(value)
     return list(dict.fromkeys(found))
+
+
+NOTIFY_URLS_INPUT = table.BY_NAME["notify_urls"].action_input
+
+
+def _url_secrets(text: str) -> list[str]:
+    """Each notify URL, and every piece of it that could be a token or a password, longest first."""
+    pieces = {piece for url in table.NOTIFY_URLS.parse(text) for piece in secrets_of(url)}
+    return sorted((piece for piece in pieces if "\n" not in piece), key=len, reverse=True)
 
 
 def _pem_lines(text: str) -> list[str]:
@@ -343,7 +359,8 @@ def main(env: Mapping[str, str] | None = None, *, stdout=None, stderr=None, home
     files = SecretFiles(_runner_temp(env))
     try:
         values = read_settings(env, home or Path.home())
-        logs.configure("debug" if debug else values["log_level"], values["log_format"], stream=stderr)
+        logs.configure("debug" if debug else values["log_level"], values["log_format"], stream=stderr,
+                       secret_urls=values["notify_urls"])
         log.debug("secret inputs go to %s", files.folder)
         return _run(values, files, commands, env=env, stdout=stdout, scan=scan, load_publisher=load_publisher)
     except ConfigurationError as exc:
@@ -359,6 +376,9 @@ def main(env: Mapping[str, str] | None = None, *, stdout=None, stderr=None, home
 def _run(values: Mapping[str, object], files: SecretFiles, commands: Commands, *, env, stdout, scan: Scan,
          load_publisher) -> int:
     config = build_scan_config(values, files)
+    if values["notify_urls"]:
+        from handler.notify import load_apprise
+        load_apprise()  # not installed: exit 2 before the scan, not after it
     token_store = None
     if values["token_cache"]:
         from handler.aws.dynamodb import token_store_for_table  # boto3 only when asked for
@@ -372,7 +392,37 @@ def _run(values: Mapping[str, object], files: SecretFiles, commands: Commands, *
         write(render(report))
     annotate(commands, report)
     delivered = deliver(commands, report, values, load_publisher, stdout)
-    return _verdict(commands, report, values) or delivered
+    notified = notify_urls(commands, report, values, env, stdout)
+    return _verdict(commands, report, values) or delivered or notified
+
+
+def notify_urls(commands: Commands, report: Report, values: Mapping[str, object], env: Mapping[str, str],
+                stdout) -> int:
+    """The notify URLs per the policy; a URL that failed is a warning (an error and exit 4 with
+    fail-on-notify-error), named without its secrets."""
+    if not values["notify_urls"]:
+        return EXIT_OK
+    decision = decide(values["notify"], report.status)
+    if not decision.notify:
+        stdout.write(f"notify URLs: {decision.reason}, nothing sent (notify: {values['notify']})\n")
+        return EXIT_OK
+    from handler.notify import send
+
+    outcome = send(values["notify_urls"], report, deadline=values["notify_timeout"], where=_run_url(env))
+    for target in outcome.sent:
+        stdout.write(f"{target}: notified\n")
+    level = "error" if values["fail_on_notify_error"] else "warning"
+    for failure in outcome.failed:
+        commands.issue(level, f"{failure.target}: not notified: {failure.reason}", title="spyglass")
+    return EXIT_NOTIFY if outcome.failed and values["fail_on_notify_error"] else EXIT_OK
+
+
+def _run_url(env: Mapping[str, str]) -> str:
+    """This workflow run's page (its summary holds the full report), or a plain pointer outside a runner."""
+    server, repository, run_id = (env.get(k, "") for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
+    if server and repository and run_id:
+        return f"{server}/{repository}/actions/runs/{run_id}"
+    return "the workflow run's summary"
 
 
 def _verdict(commands: Commands, report: Report, values: Mapping[str, object]) -> int:

@@ -1,8 +1,8 @@
 """The `spyglass` command: flags and environment through the settings table, one scan, the report, an exit code.
 
 Exit codes (handler.outcome): 0 the scan completed; 1 with --fail-on-stale (or --fail-on-error)
-when that is found; 2 usage or configuration error; 3 the endpoint could not be scanned; 130
-interrupted. Every option is a row of handler.settings: argparse only collects the text, the
+when that is found; 2 usage or configuration error; 3 the endpoint could not be scanned; 4 with
+--fail-on-notify-error when a notify URL did not take the message; 130 interrupted. Every option is a row of handler.settings: argparse only collects the text, the
 table's parsers turn it into values (flag > environment > default).
 """
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Mapping, Sequence
 from engine.errors import ConfigurationError, DaemonError, SpyglassError
 from engine.version import __version__
 from handler import settings as table
-from handler.outcome import EXIT_CONFIG, EXIT_FOUND, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE, found
+from handler.outcome import (EXIT_CONFIG, EXIT_FOUND, EXIT_INTERRUPTED, EXIT_NOTIFY, EXIT_OK, EXIT_UNREACHABLE,
+                             found)
 
 log = logging.getLogger("spyglass")
 
@@ -39,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Scan one Docker endpoint: list its containers, ask each image's registry for the digest its "
         "tag points to now, and report which containers are stale. Exit codes: 0 done, 1 stale (or "
         "errors) found with --fail-on-stale (--fail-on-error), 2 usage or configuration error, "
-        "3 the endpoint could not be listed, 130 interrupted. A boolean variable takes true/false, "
+        "3 the endpoint could not be listed, 4 a notify URL failed with --fail-on-notify-error, 130 "
+        "interrupted. A boolean variable takes true/false, "
         "1/0, yes/no or on/off; a list takes commas or newlines."))
     groups: dict[str, argparse._ArgumentGroup] = {}
     for row in table.rows(table.CLI):
@@ -95,7 +97,13 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         if values is None:
             build_parser().print_help(stderr)
             return EXIT_CONFIG
-        logs.configure(values["log_level"], values["log_format"], stream=stderr)
+        logs.configure(values["log_level"], values["log_format"], stream=stderr, secret_urls=values["notify_urls"])
+        if values["notify"] == "change" and not values["state_file"]:
+            from handler.statefile import default_path
+            values["state_file"] = str(default_path(env, home))
+        if values["notify_urls"]:
+            from handler.notify import load_apprise
+            load_apprise()  # not installed: exit 2 before the scan, not after it
         return _scan(values, stdout=stdout, stderr=stderr)
     except ConfigurationError as exc:
         print(f"spyglass: configuration error: {exc}", file=stderr)
@@ -136,24 +144,53 @@ def _scan(values: Mapping[str, object], *, stdout, stderr) -> int:
     stdout.flush()
     if values["report_file"]:
         write_json_report(Path(values["report_file"]), render_json(report))
-    _publish(values, report)
+    notified = _publish(values, report, stderr)
     reason = found(report.summary, fail_on_stale=values["fail_on_stale"], fail_on_error=values["fail_on_error"],
                    fail_on_outdated=values["fail_on_outdated"])
-    return EXIT_FOUND if reason else EXIT_OK
+    if reason:
+        return EXIT_FOUND
+    return EXIT_NOTIFY if not notified and values["fail_on_notify_error"] else EXIT_OK
 
 
-def _publish(values: Mapping[str, object], report) -> None:
-    from handler.outcome import decide
+def _publish(values: Mapping[str, object], report, stderr) -> bool:
+    """SNS and the notify URLs, per the policy; False when a notify URL did not take the message.
 
-    if not values["sns_topic_arn"]:
-        return
-    decision = decide(values["notify"], report.status)
+    With --notify-when change, the fingerprint is recorded only when every delivery went
+    through, so a failed one is tried again on the next run.
+    """
+    from handler.outcome import decide, fingerprint
+
+    if not values["sns_topic_arn"] and not values["notify_urls"]:
+        return True
+    state = current = last = None
+    if values["notify"] == "change":
+        from handler.statefile import StateFile
+        state, current = StateFile(Path(values["state_file"])), fingerprint(report)
+        last = state.last(report.endpoint)
+    decision = decide(values["notify"], report.status, current or "", last)
     if not decision.notify:
-        log.info("SNS: nothing published (%s)", decision.reason)
-        return
-    from handler.aws.sns import publish_report
-    publish_report(report, topic_arn=values["sns_topic_arn"], bucket=values["report_bucket"] or "",
-                   prefix=values["report_prefix"])
+        log.info("nothing published or sent (%s)", decision.reason)
+        return True
+    if values["sns_topic_arn"]:
+        from handler.aws.sns import publish_report
+        publish_report(report, topic_arn=values["sns_topic_arn"], bucket=values["report_bucket"] or "",
+                       prefix=values["report_prefix"])
+    delivered = _notify_urls(values, report, stderr)
+    if state is not None and delivered:
+        state.record(report.endpoint, current, report.finished_at)
+    return delivered
+
+
+def _notify_urls(values: Mapping[str, object], report, stderr) -> bool:
+    if not values["notify_urls"]:
+        return True
+    from handler.notify import send
+
+    where = values["report_file"] or "the report spyglass printed"
+    outcome = send(values["notify_urls"], report, deadline=values["notify_timeout"], where=where)
+    for failure in outcome.failed:
+        print(f"spyglass: {failure.target}: not notified: {failure.reason}", file=stderr)
+    return outcome.ok
 
 
 def _isatty(stream) -> bool:

@@ -1,22 +1,32 @@
 """What a run ends with, the same in the CLI, the Action and the Lambda: exit codes and notify policies.
 
     exit codes  0 the scan completed; 1 fail-on-stale / fail-on-error found what it looks for;
-                2 usage or configuration error; 3 the endpoint could not be scanned; 130 interrupted
+                2 usage or configuration error; 3 the endpoint could not be scanned;
+                4 a notification URL did not take the message and fail-on-notify-error is set
+                (1 wins when both apply); 130 interrupted
     policies    always  every scan is published
                 stale   only when something is stale or errored (status stale or errors)
                 change  only when the stale or errored set differs from the last delivered report;
-                        it needs the state the Lambda keeps in DynamoDB (handler/aws/notify.py
-                        computes the fingerprint it compares)
+                        it needs stored state: the Lambda's DynamoDB table, the CLI's state file
+    fingerprint what `change` compares: a digest of the stale containers (by name and remote
+                digest), the errored ones (by name and reason) and the endpoint's own
+                reachability, so the order of containers, fresh ones coming and going, and
+                timings never count as a change
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Mapping
+
+from engine.report import ERROR, STALE, Report
 
 EXIT_OK = 0
 EXIT_FOUND = 1
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 3
+EXIT_NOTIFY = 4
 EXIT_INTERRUPTED = 130
 
 NOTIFY_POLICIES = ("always", "stale", "change")
@@ -52,3 +62,11 @@ def found(summary: Mapping[str, int], *, fail_on_stale: bool, fail_on_error: boo
     if fail_on_outdated and summary.get("outdated"):
         return "outdated"
     return None
+
+
+def fingerprint(report: Report, *, endpoint_failed: bool = False) -> str:
+    """The digest `change` compares with the last delivered one (the same for DynamoDB and the state file)."""
+    stale = sorted([c.name, c.remote_digest or ""] for c in report.containers if c.status == STALE)
+    errors = sorted([c.name, c.reason or ""] for c in report.containers if c.status == ERROR)
+    text = json.dumps({"stale": stale, "errors": errors, "endpoint_failed": endpoint_failed}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()

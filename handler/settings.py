@@ -213,8 +213,22 @@ TABLE = Text("TABLE", r"[A-Za-z0-9_.-]{3,255}|arn:aws[a-z-]*:dynamodb:[a-z0-9-]+
              "a DynamoDB table name or ARN")
 
 
-# Only the Lambda keeps the last delivered state that NOTIFY=change compares with.
-_STATELESS = Choice(*STATELESS_POLICIES, refused={"change": "needs the state the Lambda keeps in DynamoDB"})
+class UrlList(Items):
+    """Notification URLs: newlines separate, and a comma only where a new ``scheme://`` (or nothing)
+    follows (Apprise URLs carry commas of their own: ``mailto://...?to=a@example.com,b@example.com``)."""
+
+    metavar = "URL"
+
+    def parse(self, text: str) -> tuple[str, ...]:
+        items = re.split(r"\n|,(?=\s*(?:[A-Za-z][A-Za-z0-9+.-]*://|,|$))", text)
+        return tuple(item.strip() for item in items if item.strip())
+
+
+NOTIFY_URLS = UrlList()
+
+# The Action keeps no state between runs, so it cannot compare with the last delivered report.
+_STATELESS = Choice(*STATELESS_POLICIES, refused={
+    "change": "needs stored state: the Lambda's DynamoDB table or the CLI's --state-file"})
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -261,9 +275,9 @@ class Setting:
         return _expand(self, kind.parse(text), home) if text else kind.empty
 
 
-ENDPOINT, SELECTION, REGISTRIES, OUTPUT, DELIVERY, TIME = (
+ENDPOINT, SELECTION, REGISTRIES, OUTPUT, DELIVERY, TIME, NOTIFY = (
     "Docker endpoint (as the docker CLI)", "selection (Watchtower's labels)", "registries", "output",
-    "delivery (AWS; pip install 'spyglass[aws]')", "time")
+    "delivery (AWS; pip install 'spyglass[aws]')", "time", "notifications (pip install 'spyglass[notify]')")
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", HOST, "daemon address, tcp://HOST:PORT or unix:///path", (CLI, ACTION, LAMBDA),
@@ -365,17 +379,34 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("report_prefix", TEXT, "key prefix of the reports in that bucket", (CLI, ACTION, LAMBDA),
             default="reports/", flags=("--report-prefix",), env="REPORT_PREFIX", action_input="report-prefix",
             group=DELIVERY, metavar="PREFIX"),
-    Setting("notify", Choice(*NOTIFY_POLICIES), "when to publish: always, or stale (something stale or errored)",
-            (CLI, ACTION, LAMBDA), default="always", flags=("--notify-policy",), env="NOTIFY", action_input="notify",
-            group=DELIVERY, notes={LAMBDA: "or change (the stale or errored set differs from the last delivered "
-                                           "report; needs a table)"},
-            kinds={CLI: _STATELESS, ACTION: _STATELESS}),
+    Setting("notify", Choice(*NOTIFY_POLICIES), "when to publish to SNS and the notify URLs: always, or stale "
+            "(something stale or errored)", (CLI, ACTION, LAMBDA), default="always",
+            flags=("--notify-policy", "--notify-when"), env="NOTIFY", action_input="notify", group=DELIVERY,
+            notes={LAMBDA: "or change (the stale or errored set differs from the last delivered report; needs a "
+                           "table)",
+                   CLI: "or change (the stale or errored set differs from the last delivered report, kept in "
+                        "--state-file)"},
+            kinds={ACTION: _STATELESS}),
     Setting("token_cache", TokenCache(), "share registry tokens between runs through a DynamoDB table",
             (CLI, ACTION, LAMBDA), default="memory", flags=("--token-cache",), env="TOKEN_CACHE",
             action_input="token-cache", group=DELIVERY,
             notes={ACTION: "dynamodb:TABLE installs spyglass with boto3"}),
     Setting("state_table", TABLE, "where NOTIFY=change keeps the last delivered state", (LAMBDA,),
             env="STATE_TABLE", group=DELIVERY, shown_default="the TOKEN_CACHE table"),
+
+    Setting("notify_urls", NOTIFY_URLS, "send the report to these Apprise URLs (slack://, msteams://, "
+            "discord://, tgram://, matrix://, ntfy://, gotify://, mailto://, json://...); secrets, never shown",
+            (CLI, ACTION, LAMBDA), flags=("--notify",), env="SPYGLASS_NOTIFY", action_input="notify-urls",
+            secret=True, group=NOTIFY, notes={ACTION: "one a line, from a secret"}),
+    Setting("notify_timeout", Number(above=0), "seconds for all notify URLs together", (CLI, ACTION, LAMBDA),
+            default="30", flags=("--notify-timeout",), env="SPYGLASS_NOTIFY_TIMEOUT", action_input="notify-timeout",
+            group=NOTIFY, notes={LAMBDA: "within the delivery margin the function has left"}),
+    Setting("fail_on_notify_error", BOOL, "exit 4 when a notify URL did not take the message (false: a "
+            "warning)", (CLI, ACTION), default="false", flags=("--fail-on-notify-error",),
+            env="SPYGLASS_FAIL_ON_NOTIFY_ERROR", action_input="fail-on-notify-error", group=NOTIFY),
+    Setting("state_file", PATH, "where --notify-when change keeps the last delivered fingerprint per endpoint",
+            (CLI,), flags=("--state-file",), env="SPYGLASS_STATE_FILE", group=NOTIFY,
+            shown_default="$XDG_CACHE_HOME/spyglass/state.json"),
 )
 
 BY_NAME: Mapping[str, Setting] = {row.name: row for row in SETTINGS}

@@ -9,6 +9,9 @@
       4. NOTIFY policy (always, stale, change against the state in DynamoDB)
       5. publish to SNS (S3 for large reports); on failure the report goes to the log
          and the invocation fails, so Lambda's retry and on-failure destination act
+      6. send to the SPYGLASS_NOTIFY URLs (Apprise) within the time left; a URL that fails
+         is an error in the log and in the result, and the state is not recorded, so the
+         next scan tries again (the invocation itself succeeds: SNS already has the report)
 
 Warm invocations share the AWS clients, the HTTP pools and the ECR tokens
 (:class:`Runtime`); each gets a fresh in-memory registry token cache, backed by
@@ -87,7 +90,7 @@ def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
             log.error("%s", exc)
             raise
         static = {"endpoint": spec.host, "correlation_id": correlation_id or request_id, "scan_id": request_id}
-        with _json_logs(settings.log_level, log_stream, static):
+        with _json_logs(settings.log_level, log_stream, static, settings.notify_urls):
             try:
                 return _invocation(settings, spec, request_id, context, runtime)
             except SpyglassError as exc:  # raised on: Lambda's retries and on-failure destination take it
@@ -103,6 +106,9 @@ def _invocation(settings, spec, scan_id: str, context, runtime: Runtime) -> dict
     from handler.aws import metrics
     from handler.aws.notify import decide, fingerprint
 
+    if settings.notify_urls:
+        from handler.notify import load_apprise
+        load_apprise()  # not in the package: a configuration error before the scan
     budget = _scan_budget(settings, context)
     log.info("scan started", extra={"scan_budget_s": budget, "notify": settings.notify})
     report, failure, store = _scan(settings, spec, runtime, budget)
@@ -120,9 +126,26 @@ def _invocation(settings, spec, scan_id: str, context, runtime: Runtime) -> dict
         log.info("notification skipped: %s", decision.reason)
         return result
     result.update(_deliver(settings, runtime, report, scan_id, failure))
-    if state is not None:
+    result.update(_notify_urls(settings, report, scan_id, failure, context, result.get("report_location")))
+    if state is not None and not result.get("notify_failed"):
         _record(state, spec.host, current, scan_id, report.finished_at)
     return result
+
+
+def _notify_urls(settings, report, scan_id: str, failure, context, location) -> dict:
+    """The notify URLs within the time the function has left; failures named without their secrets."""
+    if not settings.notify_urls:
+        return {}
+    from handler.notify import send
+
+    remaining = _remaining_seconds(context)
+    deadline = settings.notify_timeout if remaining is None else max(0.5, min(settings.notify_timeout,
+                                                                             remaining - 1.0))
+    where = location or f"the function's log (scan {scan_id})"
+    outcome = send(settings.notify_urls, report, deadline=deadline, where=where, failure=failure)
+    for problem in outcome.failed:
+        log.error("%s: not notified: %s", problem.target, problem.reason)
+    return {"notify_sent": list(outcome.sent), "notify_failed": [f.target for f in outcome.failed]}
 
 
 def _scan(settings, spec, runtime: Runtime, budget: float | None):
@@ -247,14 +270,15 @@ def _store_stats(store) -> dict | None:
 
 
 @contextlib.contextmanager
-def _json_logs(level: str, stream, static: dict):
-    """JSON lines on stream (stdout in Lambda) for the block; the previous logging set-up comes back after."""
+def _json_logs(level: str, stream, static: dict, secret_urls=()):
+    """JSON lines on stream (stdout in Lambda) for the block, cleaned of the notify URLs' secrets;
+    the previous logging set-up comes back after."""
     from handler import logs
 
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
     logs.configure(level if level in ("debug", "info", "warning", "error") else "info", "json",
-                   stream=stream or sys.stdout, static=static)
+                   stream=stream or sys.stdout, static=static, secret_urls=secret_urls)
     try:
         yield
     finally:

@@ -52,6 +52,8 @@ class LambdaSettings:
     timeout: float | None = None  # None: the function's remaining time is the only bound
     delivery_margin: float = 10.0
     log_level: str = "info"
+    notify_urls: tuple[str, ...] = ()  # Apprise URLs: secrets, never logged
+    notify_timeout: float = 30.0
 
 
 def settings_from_env(env: Mapping[str, str]) -> LambdaSettings:
@@ -70,7 +72,8 @@ def settings_from_env(env: Mapping[str, str]) -> LambdaSettings:
         state_table=state_table, registry_auth_secret=values["registry_auth_secret"] or "",
         registry_ca=values["registry_ca"], registry_ca_validate=values["registry_ca_validate"],
         insecure_registries=values["insecure_registries"], concurrency=values["concurrency"],
-        versions=values["versions"], timeout=values["timeout"], delivery_margin=values["delivery_margin"], log_level=values["log_level"])
+        versions=values["versions"], timeout=values["timeout"], delivery_margin=values["delivery_margin"],
+        log_level=values["log_level"], notify_urls=values["notify_urls"], notify_timeout=values["notify_timeout"])
 
 
 def early_log_level(env: Mapping[str, str]) -> str:

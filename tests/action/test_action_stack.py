@@ -304,3 +304,27 @@ def test_the_inputs_the_action_gained_reach_the_scan(stack, demo_fleet, tmp_path
     logged = run.stdout[run.stdout.index("spyglass report"):]
     assert '"containers"' in logged  # output: json prints the JSON report in the log group
     assert "secret inputs go to" in run.stderr  # log-level: debug
+
+
+def test_notify_urls_get_the_scan_and_a_failing_one_is_an_error_with_fail_on_notify_error(stack, demo_fleet,
+                                                                                         tmp_path):
+    pytest.importorskip("apprise", reason="the notify extra: pip install 'spyglass[notify]'")
+    from tests.notify.servers import Webhooks
+
+    password, token = "Pw-action-5e1d77", "tok-action-90b3c1"
+    with Webhooks() as hooks:
+        urls = f"json://{hooks.authority}/hooks/{token}\nform://u:{password}@{hooks.authority}/fail/{token}"
+        run = simulate(tmp_path, stack_inputs(stack, demo_fleet) | {
+            "notify-urls": urls, "fail-on-notify-error": "true", "notify": "stale"},
+            extra_env={"RUNNER_DEBUG": "1", "GITHUB_SERVER_URL": "https://github.example",
+                       "GITHUB_REPOSITORY": "o/r", "GITHUB_RUN_ID": "7"})
+        [hook] = hooks.to(f"/hooks/{token}")
+    assert run.code == 4, run.stdout + run.stderr
+    jsonschema.validate(json.loads(json.loads(hook.body)["message"]), SCHEMA)
+    assert run.outputs["status"] == "errors" and "spyglass" in run.summary  # the report still lands
+    [error] = [c for c in run.commands("error") if "not notified" in c.message]
+    assert error.message.startswith(f"notify URL 2 (form://{hooks.authority}…): not notified")
+    masks = {c.message for c in run.commands("add-mask")}
+    assert {password, token} <= masks
+    logged = "\n".join(line for line in (run.stdout + run.stderr).splitlines() if not line.startswith("::add-mask::"))
+    assert password not in logged and token not in logged

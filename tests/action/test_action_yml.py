@@ -56,7 +56,7 @@ def test_inputs_are_exactly_those_the_entry_reads_with_the_same_defaults(action)
 
 
 def test_the_secret_inputs_are_the_tables_secret_rows():
-    assert set(SECRET_INPUTS) == {"tls-ca", "tls-cert", "tls-key", "docker-config"}
+    assert set(SECRET_INPUTS) == {"tls-ca", "tls-cert", "tls-key", "docker-config", "notify-urls"}
     assert all(table.BY_NAME[row.name].secret for row in table.rows(table.ACTION) if row.action_input in SECRET_INPUTS)
 
 

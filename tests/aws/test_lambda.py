@@ -85,3 +85,27 @@ def test_importing_the_handler_loads_neither_boto3_nor_the_docker_sdk():
     milliseconds, loaded = done.stdout.splitlines()
     assert loaded == "[]"
     assert float(milliseconds) < 500  # measured ~15 ms; the bound only catches a heavy import sneaking in
+
+
+def test_notify_urls_get_an_unreachable_endpoint_and_a_failing_url_keeps_the_state_unrecorded(aws):
+    pytest.importorskip("apprise", reason="the notify extra: pip install 'spyglass[notify]'")
+    from tests.notify.servers import Webhooks
+
+    token = "tok-lambda-6c02f1"
+    with Webhooks() as hooks:
+        env = {"DOCKER_HOST": f"tcp://127.0.0.1:{closed_port()}", "SNS_TOPIC_ARN": aws.topic_arn,
+               "NOTIFY": "change", "STATE_TABLE": aws.table, "SPYGLASS_LOG_LEVEL": "debug",
+               "SPYGLASS_NOTIFY": f"json://{hooks.authority}/hooks/{token},form://{hooks.authority}/fail/{token}"}
+        first, stream = run(env, aws)
+        second, _ = run(env, aws)  # the form URL failed: nothing recorded, so it is tried again
+        env["SPYGLASS_NOTIFY"] = f"json://{hooks.authority}/hooks/{token}"
+        third, _ = run(env, aws)
+        fourth, _ = run(env, aws)  # delivered everywhere and unchanged: nothing sent
+    assert first["notify_failed"] == [f"notify URL 2 (form://{hooks.authority}…)"] == second["notify_failed"]
+    assert third["notified"] and not fourth["notified"]
+    assert len(hooks.to(f"/hooks/{token}")) == 3
+    payload = json.loads(hooks.to(f"/hooks/{token}")[0].body)
+    assert payload["title"].endswith("could not be scanned") and payload["type"] == "failure"
+    jsonschema.validate(json.loads(payload["message"]), SCHEMA)
+    log = stream.getvalue()
+    assert "not notified" in log and token not in log

@@ -18,6 +18,8 @@ from urllib.parse import urlencode
 import pytest
 import urllib3
 
+from tests.notify.servers import Webhooks, free_port
+
 from .proxy import Answer, Rule, respond
 
 TARGET_HEAD = r"^HEAD /v2/faults/target/manifests/1$"
@@ -71,6 +73,15 @@ def test_nothing_written_carries_a_secret(world, identity_config, tmp_path):
                 written.append(report_file.read_text())
         scan("--docker-config", str(identity_path), "--log-format", "json")
         seen = list(world.proxy.records)
+    # Notification URLs are secrets too (issue 15): one refused, one answering 500, at debug level.
+    notify_password, notify_token = "notify-Pw-0c4be1", "notify-hook-8e21d9f0"
+    with Webhooks() as hooks:
+        for log_format in ("text", "json"):
+            scan("--log-format", log_format, "--report-file", str(tmp_path / f"notify-{log_format}.json"),
+                 "--notify", f"json://spy:{notify_password}@127.0.0.1:{free_port()}/{notify_token}",
+                 "--notify", f"form://spy:{notify_password}@{hooks.authority}/fail/{notify_token}")
+            written.append((tmp_path / f"notify-{log_format}.json").read_text())
+        assert len(hooks.requests) == 2, "the failing notify URL should have been tried"
     # Faults that make error text: each with the registry answering the request that carried a token.
     with world.proxy.rules(Rule(TARGET_HEAD, _echoing_refusal), Rule(r"^(GET|POST) /token", _echoing_refusal)):
         scan("--log-format", "json")
@@ -88,7 +99,7 @@ def test_nothing_written_carries_a_secret(world, identity_config, tmp_path):
     assert bearer, "the scans should have used bearer tokens"
     assert any(r.method == "POST" and r.path.startswith("/token") for r in seen), "the identity token was not used"
     everything = "\n".join(written)
-    for shown in ("unauthorized", "REDACTED", "TLS failed", "invalid credential"):
+    for shown in ("unauthorized", "REDACTED", "TLS failed", "invalid credential", "not notified"):
         assert shown in everything, f"a fault scan should have shown {shown!r}"
     alice = stack.alice
     secrets = {
@@ -99,6 +110,8 @@ def test_nothing_written_carries_a_secret(world, identity_config, tmp_path):
         **{f"bearer token {i}": token for i, token in enumerate(sorted(bearer))},
         **{f"bearer signature {i}": token.rsplit(".", 1)[-1] for i, token in enumerate(sorted(bearer))},
         **{f"client key line {i}": line for i, line in enumerate(_key_fragments(stack.daemon.cert_dir / "key.pem"))},
+        "notify URL password": notify_password,
+        "notify URL token": notify_token,
     }
     leaked = [name for name, value in secrets.items() if value and value in everything]
     assert not leaked, leaked

@@ -79,9 +79,14 @@ def test_a_flag_wins_over_its_variable_and_the_variable_over_the_default(tmp_pat
     assert (values["concurrency"], values["timeout"], values["docker_config"]) == (8, 120.0, str(tmp_path / ".docker"))
 
 
-def test_the_notify_policy_change_needs_the_lambda(tmp_path):
-    code, _, err = run(["scan", "--notify-policy", "change"], tmp_path=tmp_path)
-    assert code == EXIT_CONFIG and "DynamoDB" in err
+def test_the_notify_policy_change_is_the_cli_s_too_with_a_state_file(tmp_path):
+    # Issue 15 brings NOTIFY=change to the CLI (its state in a local file), so it is no longer refused.
+    from handler.cli import read_settings
+    values = read_settings(["scan", "--notify-when", "change", "--state-file", "~/s.json"], {}, tmp_path)
+    assert (values["notify"], values["state_file"]) == ("change", str(tmp_path / "s.json"))
+    assert read_settings(["scan", "--notify-policy", "Stale"], {}, tmp_path)["notify"] == "stale"
+    code, _, err = run(["scan", "--notify-when", "sometimes"], tmp_path=tmp_path)
+    assert code == EXIT_CONFIG and "--notify-policy" in err and "change" in err
 
 
 def test_a_malformed_docker_config_is_a_configuration_error(tmp_path):
