@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import groupby
 
-from engine.report import ERROR, STALE, Report, render_json, short_digest
+from engine.report import ERROR, STALE, Report, newer_text, render_json, short_digest
 from engine.text import markdown, one_line
 
 MARKDOWN, TEXT = "markdown", "text"
@@ -38,13 +38,14 @@ def title(report: Report, *, failure: str | None = None) -> str:
     s = report.summary
     errors = f"{s['errors']} error" + ("" if s["errors"] == 1 else "s")
     noun = "container" if s["scanned"] == 1 else "containers"
-    return f"spyglass: {endpoint}: {s['stale']} stale, {errors} ({s['scanned']} {noun})"
+    outdated = f"{s['outdated']} outdated, " if s.get("outdated") else ""
+    return f"spyglass: {endpoint}: {s['stale']} stale, {outdated}{errors} ({s['scanned']} {noun})"
 
 
 def severity(report: Report, failure: str | None = None) -> str:
     if failure or report.status == "errors":
         return "failure"
-    return "warning" if report.status == "stale" else "info"
+    return "warning" if report.status == "stale" or report.summary.get("outdated") else "info"
 
 
 def compose(report: Report, fmt: str, limit: int, *, where: str, failure: str | None = None) -> Message:
@@ -73,6 +74,14 @@ def body_lines(report: Report, fmt: str, *, failure: str | None = None) -> list[
             names = ", ".join(esc(c.name, 80) for c in members)
             now = short_digest(members[0].remote_digest)
             lines.append(f"- {esc(image, 160)}: {names}" + (f" (the tag now points to {now})" if now else ""))
+        lines.append("")
+    outdated = sorted((c for c in ordered if c.outdated), key=lambda c: (c.image, c.name))
+    if outdated:
+        lines.append(bold(f"Newer versions ({len(outdated)})"))
+        for image, group in groupby(outdated, key=lambda c: c.image):
+            members = list(group)
+            names = ", ".join(esc(c.name, 80) for c in members)
+            lines.append(f"- {esc(image, 160)}: {names} ({esc(newer_text(members[0]), 120)})")
         lines.append("")
     errors = [c for c in ordered if c.status == ERROR]
     if errors:

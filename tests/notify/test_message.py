@@ -2,6 +2,7 @@
 import json
 
 from engine.report import ContainerResult, Report
+from engine.versions import Newer
 from handler.notify.message import MARKDOWN, TEXT, compose, full_report, title
 
 
@@ -56,3 +57,13 @@ def test_the_json_webhook_message_is_the_whole_report():
     report = _report(_stale("web", "nginx:1"))
     document = json.loads(full_report(report).body)
     assert document["summary"]["stale"] == 1 and document["containers"][0]["name"] == "web"
+
+
+def test_containers_with_newer_versions_are_grouped_by_image_and_counted_in_the_title():
+    report = _report(ContainerResult("web", "web", "nginx:1.25.3", "fresh", newer=Newer(patch="1.25.5", minor="1.27.2")),
+                     ContainerResult("web-2", "web-2", "nginx:1.25.3", "fresh", newer=Newer(patch="1.25.5", minor="1.27.2")),
+                     ContainerResult("db", "db", "postgres:16", "fresh", newer=Newer()))
+    message = compose(report, TEXT, 0, where="w")
+    assert message.body.splitlines() == ["Newer versions (2)", "- nginx:1.25.3: web, web-2 (newer: 1.27.2 (minor))"]
+    assert title(report) == "spyglass: tcp://docker-1:2376: 0 stale, 2 outdated, 0 errors (3 containers)"
+    assert message.severity == "warning"
