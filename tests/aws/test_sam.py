@@ -39,9 +39,13 @@ def test_samconfig_deploys_with_the_capabilities_the_template_needs():
 
 
 def test_sam_validate_lint_passes_as_documented():
-    sam = shutil.which("sam")
+    installed = ROOT / ".venv-sam" / "bin" / "sam"
+    sam = str(installed) if installed.is_file() else shutil.which("sam")
     if sam is None:
-        pytest.skip("the SAM CLI is not installed (pip install aws-sam-cli, in an environment of its own)")
+        message = "the SAM CLI is not installed: scripts/setup installs it into .venv-sam"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI runs scripts/setup: a missing SAM CLI there is a broken set-up
+        pytest.skip(message)
     assert "sam validate --lint" in (ROOT / "docs" / "deploy.md").read_text()
     done = subprocess.run([sam, "validate", "--lint"], cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env=os.environ | {"SAM_CLI_TELEMETRY": "0"})
