@@ -59,7 +59,7 @@ def test_the_json_webhook_receives_the_full_report_valid_against_the_schema(hook
     assert payload["type"] == "failure"
     document = json.loads(payload["message"])
     jsonschema.validate(document, schema())
-    assert document["summary"] == {"scanned": 4, "stale": 2, "fresh": 1, "skipped": 0, "errors": 1}
+    assert document["summary"] == {"scanned": 4, "stale": 2, "fresh": 1, "skipped": 0, "errors": 1, "outdated": 0}
 
 
 def test_the_form_webhook_receives_the_markdown_body(hooks):
