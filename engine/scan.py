@@ -17,7 +17,7 @@ import logging
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Callable, TypeVar
 
 from .authn import ANONYMOUS_KEYCHAIN, Keychain
 from .clock import Clock, Deadline, SystemClock
@@ -34,6 +34,7 @@ from .transport import HttpPools
 from .versions import LEVELS, TagPolicy, Version, parse_version, policy_for, propose
 
 log = logging.getLogger("spyglass.scan")
+T = TypeVar("T")
 
 # (phase, done, in all): phases in order are "connecting", "listing", "inspecting" (per-container
 # daemon calls) and "registries" (distinct images looked up); done and in all are 0 where a phase
@@ -349,13 +350,10 @@ def _look_up(pending: list[_Pending], registries: dict[str, LayeredRegistry], ex
 
 def _tags_one(client: RegistryClient, key: _TagsKey, limits: TagLimits) -> list[str] | SpyglassError:
     try:
-        return client.list_tags(key.repository, limits)
+        return _contained(f"list tags {key.registry}/{key.repository}", key.registry, key.repository,
+                          lambda: client.list_tags(key.repository, limits))
     except SpyglassError as exc:
         return exc
-    except Exception as exc:  # a bug must cost one version check, not the scan
-        log.exception("unexpected failure listing the tags of %s/%s", key.registry, key.repository)
-        return RegistryError(f"list tags {key.registry}/{key.repository}: unexpected {type(exc).__name__}",
-                             registry=key.registry, repository=key.repository)
 
 
 def _quietly(work: Callable[[], object]) -> None:
@@ -368,15 +366,26 @@ def _quietly(work: Callable[[], object]) -> None:
 
 def _lookup_one(client: RegistryClient, reference: Reference, local: set[str]) -> Lookup:
     """The tag's digest; for an index that is not itself local, also its children."""
-    try:
+    def look() -> Lookup:
         descriptor = client.head_manifest(reference.repository, reference.manifest_identifier)
         children = frozenset()
         if descriptor.digest not in local and is_index(descriptor.media_type):
             children = client.index_children(reference.repository, descriptor.digest)
         return Lookup(descriptor=descriptor, children=children)
+
+    try:
+        return _contained(f"look up {reference}", reference.registry.name, reference.repository, look)
     except SpyglassError as exc:
         return Lookup(error=exc)
-    except Exception as exc:  # a bug must cost one entry, not the scan
-        log.exception("unexpected failure looking up %s", reference)
-        return Lookup(error=RegistryError(f"look up {reference}: unexpected {type(exc).__name__}",
-                                          registry=reference.registry.name, repository=reference.repository))
+
+
+def _contained(operation: str, registry: str, repository: str, work: Callable[[], T]) -> T:
+    """work(); a bug in it becomes a RegistryError for this one operation, not the scan's end."""
+    try:
+        return work()
+    except SpyglassError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - logged whole here, reported as one entry
+        log.exception("unexpected failure: %s", operation)
+        raise RegistryError(f"{operation}: unexpected {type(exc).__name__}", registry=registry,
+                            repository=repository) from None
