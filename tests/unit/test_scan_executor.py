@@ -112,3 +112,22 @@ def test_a_listed_local_image_primes_no_registry():
 
     report = scan(Source(), ScanOptions(timeout=5), pools=pools)
     assert [c.reason for c in report.containers] == ["no-repo-digest"] and pools.requests == []
+
+
+def test_a_bug_in_a_lookup_or_a_tags_list_costs_one_entry_not_the_scan():
+    from engine.name import parse_reference
+    from engine.scan import _lookup_one, _tags_one, _TagsKey
+    from engine.registry import TagLimits
+
+    class Broken:
+        def head_manifest(self, *args):
+            raise ValueError("a bug")
+
+        def list_tags(self, *args):
+            raise KeyError("a bug")
+
+    lookup = _lookup_one(Broken(), parse_reference("reg.example:5000/team/web:1"), set())
+    assert lookup.error.reason == "registry-error" and "unexpected ValueError" in str(lookup.error)
+    assert lookup.error.repository == "team/web"
+    error = _tags_one(Broken(), _TagsKey("reg.example:5000", "team/web"), TagLimits())
+    assert error.reason == "registry-error" and "list tags reg.example:5000/team/web: unexpected KeyError" in str(error)
