@@ -30,7 +30,7 @@ EXIT_NOTIFY = 4
 EXIT_INTERRUPTED = 130
 
 NOTIFY_POLICIES = ("always", "stale", "change")
-STATELESS_POLICIES = ("always", "stale")  # what a place without stored state (CLI, Action) can honour
+STATELESS_POLICIES = ("always", "stale")  # what a place without stored state (the Action) can honour
 
 
 @dataclass(frozen=True)

@@ -233,7 +233,7 @@ sys.path[:0] = [task, runtime]
 files_before = sorted(os.path.join(d, f) for d, _, fs in os.walk(task) for f in fs)
 started = time.perf_counter()
 for name in ("handler.aws.lambda_function", "handler.compose", "handler.aws.sns", "handler.aws.dynamodb",
-             "handler.aws.secrets", "handler.aws.ecr", "handler.aws.notify", "handler.aws.metrics",
+             "handler.aws.secrets", "handler.aws.ecr", "handler.outcome", "handler.aws.metrics",
              "docker", "requests", "urllib3", "certifi"):
     importlib.import_module(name)
 import_ms = (time.perf_counter() - started) * 1000

@@ -104,7 +104,7 @@ def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
 
 def _invocation(settings, spec, scan_id: str, context, runtime: Runtime) -> dict:
     from handler.aws import metrics
-    from handler.aws.notify import decide, fingerprint
+    from handler.outcome import decide, fingerprint
 
     if settings.notify_urls:
         from handler.notify import load_apprise

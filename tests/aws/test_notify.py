@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from handler.aws.notify import decide, fingerprint
+from handler.outcome import decide, fingerprint
 
 from .reports import container, fleet_report
 
