@@ -2,11 +2,23 @@
 
 A scan costs a constant number of Engine API calls whatever the number of
 containers: one container list and one image list, each on its own connection
-after that connection's version negotiation. The two chains run side by side,
-so the listing costs one round trip less than the same four calls in a row.
+after that connection's version negotiation, and `GET /info` on a third, which
+tells the image store. The three chains run side by side, so the listing costs
+two round trips less than the same five calls in a row, and /info none.
 
-Per-container calls happen only for anomalies: an image missing from the image
-list (removed, or listed under another filter), or a container whose configured
+The image store decides what a container's ImageID is. The classic store's is
+the image config's digest, which no registry serves as a manifest; its RepoDigests
+record the manifests it pushed or pulled. The containerd image store (dockerd's
+`containerd-snapshotter` feature, the default of new installations from Docker 29)
+names an image by the digest of its manifest or index, and lists a RepoDigest
+for every name the image has, pushed or not. There, the ImageID (and, from
+Engine 28, the platform manifest in the container list's ImageManifestDescriptor)
+is a local digest in its own right, and stays one after the image lost its name
+to a newer pull, or its record altogether (Engine 26 then answers 404 to the
+image's inspect while the container list still carries the ImageID).
+
+Per-container calls happen only for anomalies: with the classic store, an image
+missing from the image list (removed, or listed under another filter), or a container whose configured
 reference the daemon replaced by an image ID (the local tag moved since it
 started: the state ``docker pull`` without a recreate leaves, and Watchtower's
 monitor-only mode), whose configured name only its inspect shows. Those calls
@@ -28,6 +40,9 @@ from typing import Callable, Protocol
 from .errors import DaemonError, causes
 
 _ID_PREFIX = "sha256:"
+CLASSIC, CONTAINERD = "classic", "containerd"  # image stores
+# /info's DriverStatus entry that names a containerd snapshotter as dockerd's storage driver.
+_SNAPSHOTTER_DRIVER_TYPE = ("driver-type", "io.containerd.snapshotter.v1")
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,9 @@ class ContainerInfo:
     state: str  # running, exited, created, paused...
     labels: dict[str, str] = field(default_factory=dict, hash=False)
     repo_digests: tuple[str, ...] = ()  # the image's RepoDigests ("repo@sha256:...")
+    # With the containerd image store: the manifest or index digest the ImageID is, and from Engine
+    # 28 the platform manifest the container runs; digests of its configured repository. Else ().
+    manifest_digests: tuple[str, ...] = ()
     problem: str = ""  # a per-container lookup that failed: the container cannot be judged
 
     @property
@@ -67,6 +85,7 @@ class ContainerInfo:
 class Listing:
     containers: tuple[ContainerInfo, ...]
     api_version: str
+    image_store: str = CLASSIC  # classic | containerd
 
 
 # (phase, done, in all), as engine.scan.Progress: this module reports connecting, listing, inspecting.
@@ -93,8 +112,8 @@ class DockerDaemon:
                         progress: DaemonProgress | None = None, on_listed: OnListed | None = None) -> Listing:
         """Every container; the per-container calls run only for those ``wanted`` accepts.
 
-        Outline: the image list on a connection of its own, beside the container list on the
-        main one; then ``on_listed`` with the wanted containers as the lists show them (so that
+        Outline: the image list and /info each on a connection of their own, beside the
+        container list on the main one; then ``on_listed`` with the wanted containers as the lists show them (so that
         the caller can start on the registries meanwhile); then the per-container calls, up to
         ``concurrency`` at a time. Every thread it
         starts has ended, and every connection is closed, when it returns (a warm Lambda would
@@ -104,21 +123,23 @@ class DockerDaemon:
         progress("connecting", 0, 0)
         clients = _Clients(self.settings)
         try:
-            with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="spyglass-daemon") as pool:
+            with ThreadPoolExecutor(max(2, concurrency), thread_name_prefix="spyglass-daemon") as pool:
                 images_listed = pool.submit(self._list_images, clients)
+                info_read = pool.submit(self._image_store, clients)
                 client = clients.negotiated()
                 progress("listing", 0, 0)
                 containers = self._list_containers(client)
                 clients.release(client)
-                images = images_listed.result()
-                infos = [_summary_info(summary, images) for summary in containers]
+                images, store = images_listed.result(), info_read.result()
+                infos = [_summary_info(summary, images, store) for summary in containers]
                 chosen = [i for i, info in enumerate(infos) if wanted is None or wanted(info)]
                 if on_listed is not None:
                     on_listed(tuple(infos[i] for i in chosen))
-                answers = _inspect(_calls_needed([infos[i] for i in chosen], images), pool, clients, progress)
+                calls = _calls_needed([infos[i] for i in chosen], images, store)
+                answers = _inspect(calls, pool, clients, progress)
             for i in chosen:
                 infos[i] = _completed(infos[i], answers)
-            return Listing(tuple(infos), client.api_version)
+            return Listing(tuple(infos), client.api_version, store)
         finally:
             clients.close()
 
@@ -137,6 +158,18 @@ class DockerDaemon:
             raise DaemonError(f"list images on {self.endpoint}: {_reason(exc)}") from exc
         finally:
             clients.release(client)
+
+    def _image_store(self, clients: _Clients) -> str:
+        try:
+            return image_store(clients.unversioned_get("/info"))
+        except Exception as exc:
+            raise DaemonError(f"read info on {self.endpoint}: {_reason(exc)}") from exc
+
+
+def image_store(info: dict) -> str:
+    """CONTAINERD when /info shows a containerd snapshotter as the storage driver, else CLASSIC."""
+    statuses = {tuple(pair) for pair in (info.get("DriverStatus") or ()) if isinstance(pair, list) and len(pair) == 2}
+    return CONTAINERD if _SNAPSHOTTER_DRIVER_TYPE in statuses else CLASSIC
 
 
 class _Clients:
@@ -171,6 +204,20 @@ class _Clients:
         finally:
             self.release(client)
 
+    def unversioned_get(self, path: str) -> dict:
+        """GET path without a version prefix (the daemon's own version), on a client of its own,
+        so it needs no negotiation first and runs beside the others from the start."""
+        client = self._keep(_api_client(self._settings, version=_UNNEGOTIATED))
+        from docker.errors import create_api_error_from_http_exception
+        from requests.exceptions import HTTPError
+
+        response = client.get(client.base_url + path, timeout=self._settings.timeout)
+        try:
+            response.raise_for_status()
+        except HTTPError as exc:
+            create_api_error_from_http_exception(exc)  # raises the SDK's APIError, as its own calls do
+        return response.json()
+
     def release(self, client) -> None:
         with self._lock:
             self._idle.append(client)
@@ -193,9 +240,14 @@ class _Call:
     subject: str  # the image ID or the container ID
 
 
-def _calls_needed(chosen: list[ContainerInfo], images: dict) -> list[_Call]:
-    """One inspect per image ID the image list lacks, one per container listed by image ID."""
-    missing = dict.fromkeys(info.image_id for info in chosen if info.image_id not in images)
+def _calls_needed(chosen: list[ContainerInfo], images: dict, store: str) -> list[_Call]:
+    """One inspect per image ID the image list lacks, one per container listed by image ID.
+
+    With the containerd store the ImageID is the digest itself: its image's inspect could add
+    nothing (every RepoDigest there is that same digest), and answers 404 once the record is gone.
+    """
+    missing = {} if store == CONTAINERD else dict.fromkeys(
+        info.image_id for info in chosen if info.image_id not in images)
     return ([_Call("inspect_image", image_id) for image_id in missing]
             + [_Call("inspect_container", info.id) for info in chosen if info.listed_by_id])
 
@@ -236,19 +288,36 @@ def _silent(phase: str, done: int, total: int) -> None:
     """No progress wanted."""
 
 
-def _summary_info(summary: dict, images: dict) -> ContainerInfo:
+def _summary_info(summary: dict, images: dict, store: str = CLASSIC) -> ContainerInfo:
     image_id = summary.get("ImageID") or ""
     names = summary.get("Names") or [summary["Id"][:12]]
     return ContainerInfo(
         id=summary["Id"], name=names[0].lstrip("/"), image=summary.get("Image") or "", image_id=image_id,
         state=summary.get("State") or "", labels=dict(summary.get("Labels") or {}),
-        repo_digests=tuple((images.get(image_id) or {}).get("RepoDigests") or ()))
+        repo_digests=tuple(dict.fromkeys((images.get(image_id) or {}).get("RepoDigests") or ())),
+        manifest_digests=_manifest_digests(summary) if store == CONTAINERD else ())
+
+
+def _manifest_digests(summary: dict) -> tuple[str, ...]:
+    """The containerd store's ImageID (manifest or index) and ImageManifestDescriptor (Engine 28+)."""
+    descriptor = summary.get("ImageManifestDescriptor") or {}
+    found = (summary.get("ImageID"), descriptor.get("digest") if isinstance(descriptor, dict) else None)
+    return tuple(dict.fromkeys(d for d in found if isinstance(d, str) and _is_digest(d)))
+
+
+def _is_digest(text: str) -> bool:
+    bare = text.removeprefix(_ID_PREFIX)
+    return text.startswith(_ID_PREFIX) and len(bare) == 64 and all(c in "0123456789abcdef" for c in bare)
 
 
 def _looks_like_id(image: str, image_id: str) -> bool:
     """The daemon shows an image ID instead of the name when the name now means another image."""
-    bare = image.removeprefix(_ID_PREFIX)
-    return image == image_id or (len(bare) == 64 and all(c in "0123456789abcdef" for c in bare))
+    return image == image_id or _is_digest(_ID_PREFIX + image.removeprefix(_ID_PREFIX))
+
+
+# A version for a client that only makes unversioned calls: the SDK wants one, and pinning it skips
+# the negotiation the constructor would make; no call of ours is prefixed with it.
+_UNNEGOTIATED = "1.24"
 
 
 def _api_client(settings: DaemonSettings, *, version: str | None = None):

@@ -6,6 +6,11 @@
     the image has RepoDigests only for other repositories      → skipped, no-repo-digest
 A digest is content-addressed, so a match under another repository name still
 proves the same manifest.
+
+With the containerd image store, the container's ImageID (and the platform manifest
+Engine 28 names beside it) counts as a RepoDigest of its configured repository: it is
+the manifest or index digest the image was pulled as, so the same rows decide, and
+such a container is never skipped for want of a RepoDigest.
 """
 from __future__ import annotations
 
@@ -26,7 +31,8 @@ class Lookup:
 
 
 def local_digests(container: ContainerInfo, reference: Reference | None) -> list[str]:
-    """The image's manifest digests; with a reference, only those recorded for its repository."""
+    """The image's manifest digests, each once; with a reference, only those of its repository
+    (the containerd store's own digests are always among them)."""
     digests = []
     for entry in container.repo_digests:
         try:
@@ -35,7 +41,7 @@ def local_digests(container: ContainerInfo, reference: Reference | None) -> list
             continue  # a daemon's odd entry must not cost the container its check
         if reference is None or parsed.repository_name == reference.repository_name:
             digests.append(parsed.digest)
-    return digests
+    return list(dict.fromkeys([*digests, *container.manifest_digests]))
 
 
 def decide(container: ContainerInfo, reference: Reference, lookup: Lookup) -> ContainerResult:

@@ -105,7 +105,8 @@ def scan(source: ContainerSource, options: ScanOptions = ScanOptions(), *, pools
         settled, pending = _triage(listing.containers, options)
         log.info("listed %d containers on %s: %d to check against %d registries", len(listing.containers),
                  source.endpoint, len(pending), len({p.reference.registry.name for p in pending}),
-                 extra={"endpoint": source.endpoint, "api_version": listing.api_version})
+                 extra={"endpoint": source.endpoint, "api_version": listing.api_version,
+                        "image_store": listing.image_store})
         if progress is not None:  # the handshakes come first: say so before the first lookup is done
             progress("registries", 0, len({_key(p.reference) for p in pending}))
         registries = _layers(pending, early.layers, **collaborators)
@@ -298,10 +299,14 @@ def _look_up(pending: list[_Pending], registries: dict[str, LayeredRegistry], ex
     in all. So no lookup slot waits on a handshake, and registries whose handshakes are short are
     being looked up while the others' are still under way.
     """
+    # Per reference, the digests every one of its containers holds: only a remote digest among them
+    # makes each container fresh without the index's children (one holding the new index must not
+    # spare the children to another that runs a platform manifest of it).
     wanted: dict[tuple, tuple[Reference, set[str]]] = {}
     for item in pending:
-        _, digests = wanted.setdefault(_key(item.reference), (item.reference, set()))
-        digests.update(local_digests(item.container, None))
+        held = set(local_digests(item.container, None))
+        key = _key(item.reference)
+        wanted[key] = (item.reference, wanted[key][1] & held if key in wanted else held)
     by_registry: dict[str, list[tuple]] = {}
     for key, (reference, _) in wanted.items():
         by_registry.setdefault(reference.registry.name, []).append(key)
@@ -365,7 +370,7 @@ def _quietly(work: Callable[[], object]) -> None:
 
 
 def _lookup_one(client: RegistryClient, reference: Reference, local: set[str]) -> Lookup:
-    """The tag's digest; for an index that is not itself local, also its children."""
+    """The tag's digest; for an index that is not local to every container of the tag, also its children."""
     def look() -> Lookup:
         descriptor = client.head_manifest(reference.repository, reference.manifest_identifier)
         children = frozenset()

@@ -6,7 +6,8 @@
     private     secure private/app:1 (alice only)      fresh
     plain       plain-http demo/plain:1                fresh
     pinned      secure demo/pinned@sha256:...          skipped pinned-digest
-    local-only  local/only:1, never pushed             skipped no-repo-digest
+    local-only  plain-http local/only:1, never pushed  skipped no-repo-digest;
+                                                       error not-found with the containerd store
     opted-out   watchtower.enable=false label          skipped disabled-by-label
     stopped     created, never started                 skipped not-running
     multi       tag became an index holding our digest fresh
@@ -86,9 +87,17 @@ def _pinned(stack: Stack, registry: RegistryHttp) -> dict[str, Expected]:
 
 
 def _never_pushed(stack: Stack, registry: RegistryHttp) -> dict[str, Expected]:
-    """Imported locally only: the image has no RepoDigests to compare with."""
-    make_image(stack.daemon.admin, "local/only", "1", "local-only")
-    run_container(stack.daemon.admin, "local-only", "local/only:1")
+    """Imported locally only, named in a registry of the stack (no lookup ever leaves the machine).
+
+    The classic store records no RepoDigest for it, so nothing is looked up. The containerd image
+    store names every image by its manifest digest and cannot tell a never-pushed one from a
+    pulled one, so it is looked up, and the registry knows no such tag.
+    """
+    name = f"{stack.plain.address}/local/only"
+    make_image(stack.daemon.admin, name, "1", "local-only")
+    run_container(stack.daemon.admin, "local-only", f"{name}:1")
+    if stack.image_store == "containerd":
+        return {"local-only": Expected("error", "not-found")}
     return {"local-only": Expected("skipped", "no-repo-digest")}
 
 

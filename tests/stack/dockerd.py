@@ -9,6 +9,12 @@ Unix socket paths are limited to ~108 bytes, so the runtime dir (exec-root,
 containerd's sockets, docker.sock) lives in a short /tmp/sg-XXXX directory,
 while data and logs live in the caller's workdir.
 
+Another engine (tests/stack/engines.py) runs from its unpacked tree: its dockerd, and its
+containerd and shim first on PATH (dockerd starts the containerd it finds there and writes that
+containerd's configuration itself). With the containerd image store (`image_store="containerd"`,
+storage driver `native`), dockerd fetches registry tokens through Go's default TLS roots rather
+than its certs.d, so it gets SSL_CERT_FILE: the system's roots plus the test CA.
+
 Stopping, in order: kill every container through the API (a PID 1 that is
 `sleep` ignores SIGTERM, and dockerd would wait for it), SIGTERM dockerd and
 wait (it stops its managed containerd), SIGKILL on timeout, then kill whatever
@@ -27,13 +33,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
+import json
+
 import docker
 from docker.tls import TLSConfig
 
 from . import leftovers, logfile, procs
+from .engines import EngineTree
 from .pki import Pki, write_docker_cert_dir
 
 DOCKERD = "/usr/sbin/dockerd"
+SYSTEM_ROOTS = Path("/etc/ssl/certs/ca-certificates.crt")
+IMAGE_STORES = ("classic", "containerd")
 API_VERSION = "1.41"  # dockerd 20.10; pinned so the SDK skips its /version probe
 _CALLING = re.compile(r'msg="Calling (?P<method>[A-Z]+) (?P<path>[^"\s]+)"')
 
@@ -46,8 +57,13 @@ class ApiCall(NamedTuple):
 
 class DockerDaemon:
     def __init__(self, workdir: str | Path, pki: Pki, *, insecure_registries: Sequence[str] = (),
-                 storage_driver: str = "vfs", extra_args: Sequence[str] = ()):
+                 storage_driver: str = "vfs", extra_args: Sequence[str] = (), engine: EngineTree | None = None,
+                 image_store: str = "classic"):
+        if image_store not in IMAGE_STORES:
+            raise ValueError(f"image_store must be one of {', '.join(IMAGE_STORES)}")
         self.workdir = Path(workdir)
+        self.engine = engine  # None: the machine's own dockerd
+        self.image_store = image_store
         self.pki = pki
         self.insecure_registries = tuple(insecure_registries)
         self.storage_driver = storage_driver
@@ -65,7 +81,7 @@ class DockerDaemon:
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="sg-", dir="/tmp"))
         self.port = procs.free_port()
         write_docker_cert_dir(self.pki, self.cert_dir)
-        self.child = procs.start(self._argv(), self.log, env=_child_env())
+        self.child = procs.start(self._argv(), self.log, env=self._env())
         procs.wait_until(self._answers, what=f"dockerd on {self.host}", child=self.child, timeout=timeout)
         return self
 
@@ -140,7 +156,7 @@ class DockerDaemon:
     def _argv(self) -> list[str]:
         run, pki = self.runtime_dir, self.pki
         argv = [
-            DOCKERD, "-D",
+            str(self.engine.dockerd) if self.engine else DOCKERD, "-D",
             "--data-root", str(self.workdir / "data"),
             "--exec-root", str(run),
             "--pidfile", str(run / "dockerd.pid"),
@@ -156,7 +172,24 @@ class DockerDaemon:
         ]
         for address in self.insecure_registries:
             argv += ["--insecure-registry", address]
+        if self.image_store == "containerd":
+            argv += ["--config-file", str(self._write_config({"features": {"containerd-snapshotter": True}}))]
         return argv + list(self.extra_args)
+
+    def _write_config(self, config: dict) -> Path:
+        path = self.workdir / "daemon.json"
+        path.write_text(json.dumps(config))
+        return path
+
+    def _env(self) -> dict[str, str]:
+        env = _child_env()
+        if self.engine is not None:
+            env["PATH"] = os.pathsep.join([*self.engine.path, env["PATH"]])
+        if self.image_store == "containerd":
+            bundle = self.workdir / "roots-and-test-ca.pem"
+            bundle.write_bytes(SYSTEM_ROOTS.read_bytes() + b"\n" + Path(self.pki.ca).read_bytes())
+            env["SSL_CERT_FILE"] = str(bundle)
+        return env
 
     def _answers(self) -> bool:
         if not self.socket.exists():

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .distribution import RegistryHttp
 from .dockerd import DockerDaemon
+from .engines import EngineTree
 from .images import make_image, push
 from .pki import Pki, make_pki
 from .registry import Registry, TokenAuth
@@ -49,8 +50,11 @@ class Account:
 class Stack:
     """Everything a scan talks to; `start(workdir)` brings it up, `stop()` takes all of it down."""
 
-    def __init__(self, *, storage_driver: str = "vfs") -> None:
+    def __init__(self, *, storage_driver: str = "vfs", engine: EngineTree | None = None,
+                 image_store: str = "classic") -> None:
         self.storage_driver = storage_driver  # "overlay2" creates containers ~40% faster here
+        self.engine = engine  # None: the machine's own dockerd (tests/stack/engines.py fetches others)
+        self.image_store = image_store
         self.workdir: Path | None = None
         self.pki: Pki | None = None
         self.admin_account = Account("admin", secrets.token_urlsafe(12))
@@ -105,7 +109,8 @@ class Stack:
                                              token_auth=token_auth))
         self.plain = self._started(Registry(self.workdir / "plain"))
         self.daemon = self._started(DockerDaemon(self.workdir / "dockerd", self.pki, storage_driver=self.storage_driver,
-                                                 insecure_registries=[self.secure.address, self.plain.address]))
+                                                 insecure_registries=[self.secure.address, self.plain.address],
+                                                 engine=self.engine, image_store=self.image_store))
         self._write_docker_config()
 
     def _started(self, service):

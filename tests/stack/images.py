@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 import tarfile
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from .procs import StackError
 
 BUSYBOX = "/bin/busybox"
 SLEEP_CMD = 'CMD ["/bin/sleep", "1000000"]'
+_PUSHED = re.compile(r"^\S+: digest: (?P<digest>sha256:[0-9a-f]{64}) size: \d+$")
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,9 @@ def push(client: docker.APIClient, repository: str, tag: str, auth_config: Mappi
     stream = client.push(repository, tag=tag, stream=True, decode=True, auth_config=_auth(auth_config))
     digest = None
     for message in _checked(stream, f"push {repository}:{tag}"):
-        digest = message.get("aux", {}).get("Digest", digest)
+        # The classic store sends the digest as aux; the containerd image store only in its status line.
+        status = _PUSHED.match(message.get("status") or "")
+        digest = message.get("aux", {}).get("Digest") or (status and status["digest"]) or digest
     if digest is None:
         raise StackError(f"push {repository}:{tag}: the daemon reported no digest")
     return digest
