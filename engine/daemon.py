@@ -103,10 +103,15 @@ class ContainerSource(Protocol):
                         progress: DaemonProgress | None = None, on_listed: OnListed | None = None) -> Listing: ...
 
 
+# (settings, version) → an SDK APIClient; version None asks the daemon (GET /version). Tests pass a fake.
+ClientFactory = Callable[..., object]
+
+
 class DockerDaemon:
-    def __init__(self, settings: DaemonSettings):
+    def __init__(self, settings: DaemonSettings, *, client_factory: ClientFactory | None = None):
         self.settings = settings
         self.endpoint = settings.host
+        self._client_factory = client_factory or _api_client
 
     def list_containers(self, wanted: Callable[[ContainerInfo], bool] | None = None, *, concurrency: int = 8,
                         progress: DaemonProgress | None = None, on_listed: OnListed | None = None) -> Listing:
@@ -121,7 +126,7 @@ class DockerDaemon:
         """
         progress = progress or _silent
         progress("connecting", 0, 0)
-        clients = _Clients(self.settings)
+        clients = _Clients(self.settings, self._client_factory)
         try:
             with ThreadPoolExecutor(max(2, concurrency), thread_name_prefix="spyglass-daemon") as pool:
                 images_listed = pool.submit(self._list_images, clients)
@@ -180,8 +185,9 @@ class _Clients:
     questions, and costs no Engine API call once one client has negotiated the version.
     """
 
-    def __init__(self, settings: DaemonSettings):
+    def __init__(self, settings: DaemonSettings, factory: ClientFactory):
         self._settings = settings
+        self._factory = factory
         self._lock = threading.Lock()
         self._idle: list = []
         self._made: list = []
@@ -189,7 +195,7 @@ class _Clients:
 
     def negotiated(self):
         """A new client that asks the daemon for its API version (what the listing needs first)."""
-        client = self._keep(_api_client(self._settings))
+        client = self._keep(self._factory(self._settings))
         with self._lock:
             self._version = self._version or client.api_version
         return client
@@ -198,7 +204,7 @@ class _Clients:
         """One SDK call on an idle client, or on a new one pinned to the negotiated version."""
         with self._lock:
             client = self._idle.pop() if self._idle else None
-        client = client or self._keep(_api_client(self._settings, version=self._version))
+        client = client or self._keep(self._factory(self._settings, version=self._version))
         try:
             return getattr(client, method)(*args)
         finally:
@@ -207,7 +213,7 @@ class _Clients:
     def unversioned_get(self, path: str) -> dict:
         """GET path without a version prefix (the daemon's own version), on a client of its own,
         so it needs no negotiation first and runs beside the others from the start."""
-        client = self._keep(_api_client(self._settings, version=_UNNEGOTIATED))
+        client = self._keep(self._factory(self._settings, version=_UNNEGOTIATED))
         from docker.errors import create_api_error_from_http_exception
         from requests.exceptions import HTTPError
 
