@@ -2,9 +2,8 @@
 
 A scan costs a constant number of Engine API calls whatever the number of
 containers: one container list and one image list, each on its own connection
-after that connection's version negotiation, and `GET /info` on a third, which
-tells the image store. The three chains run side by side, so the listing costs
-two round trips less than the same five calls in a row, and /info none.
+after that connection's version negotiation. The two chains run side by side,
+so the listing costs one round trip less than the same four calls in a row.
 
 The image store decides what a container's ImageID is. The classic store's is
 the image config's digest, which no registry serves as a manifest; its RepoDigests
@@ -17,9 +16,18 @@ is a local digest in its own right, and stays one after the image lost its name
 to a newer pull, or its record altogether (Engine 26 then answers 404 to the
 image's inspect while the container list still carries the ImageID).
 
+The two lists tell the store, so it costs no call: /info would say it too, but
+the read-only proxy of docs/security.md refuses /info (it tells much about the
+host), and it would be one call more. From Engine 28 the containerd store adds
+descriptors to both lists; on any engine, an image whose ID is the digest of
+one of its RepoDigests is the containerd store's, since a classic image ID is
+its config's digest, which the manifest holds and so can never be. A daemon
+whose lists show neither (every image nameless) is judged by the classic rules,
+which at worst skip a container for want of a RepoDigest.
+
 Per-container calls happen only for anomalies: with the classic store, an image
-missing from the image list (removed, or listed under another filter), or a container whose configured
-reference the daemon replaced by an image ID (the local tag moved since it
+missing from the image list (removed, or listed under another filter); with
+either, a container whose configured reference the daemon replaced by an image ID (the local tag moved since it
 started: the state ``docker pull`` without a recreate leaves, and Watchtower's
 monitor-only mode), whose configured name only its inspect shows. Those calls
 run side by side, up to the scan's concurrency, each on a connection of its own
@@ -41,8 +49,6 @@ from .errors import DaemonError, causes
 
 _ID_PREFIX = "sha256:"
 CLASSIC, CONTAINERD = "classic", "containerd"  # image stores
-# /info's DriverStatus entry that names a containerd snapshotter as dockerd's storage driver.
-_SNAPSHOTTER_DRIVER_TYPE = ("driver-type", "io.containerd.snapshotter.v1")
 
 
 @dataclass(frozen=True)
@@ -117,8 +123,8 @@ class DockerDaemon:
                         progress: DaemonProgress | None = None, on_listed: OnListed | None = None) -> Listing:
         """Every container; the per-container calls run only for those ``wanted`` accepts.
 
-        Outline: the image list and /info each on a connection of their own, beside the
-        container list on the main one; then ``on_listed`` with the wanted containers as the lists show them (so that
+        Outline: the image list on a connection of its own, beside the container list on the
+        main one; the image store from the two; then ``on_listed`` with the wanted containers as the lists show them (so that
         the caller can start on the registries meanwhile); then the per-container calls, up to
         ``concurrency`` at a time. Every thread it
         starts has ended, and every connection is closed, when it returns (a warm Lambda would
@@ -128,14 +134,14 @@ class DockerDaemon:
         progress("connecting", 0, 0)
         clients = _Clients(self.settings, self._client_factory)
         try:
-            with ThreadPoolExecutor(max(2, concurrency), thread_name_prefix="spyglass-daemon") as pool:
+            with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="spyglass-daemon") as pool:
                 images_listed = pool.submit(self._list_images, clients)
-                info_read = pool.submit(self._image_store, clients)
                 client = clients.negotiated()
                 progress("listing", 0, 0)
                 containers = self._list_containers(client)
                 clients.release(client)
-                images, store = images_listed.result(), info_read.result()
+                images = images_listed.result()
+                store = image_store(containers, images)
                 infos = [_summary_info(summary, images, store) for summary in containers]
                 chosen = [i for i, info in enumerate(infos) if wanted is None or wanted(info)]
                 if on_listed is not None:
@@ -164,17 +170,17 @@ class DockerDaemon:
         finally:
             clients.release(client)
 
-    def _image_store(self, clients: _Clients) -> str:
-        try:
-            return image_store(clients.unversioned_get("/info"))
-        except Exception as exc:
-            raise DaemonError(f"read info on {self.endpoint}: {_reason(exc)}") from exc
 
 
-def image_store(info: dict) -> str:
-    """CONTAINERD when /info shows a containerd snapshotter as the storage driver, else CLASSIC."""
-    statuses = {tuple(pair) for pair in (info.get("DriverStatus") or ()) if isinstance(pair, list) and len(pair) == 2}
-    return CONTAINERD if _SNAPSHOTTER_DRIVER_TYPE in statuses else CLASSIC
+def image_store(containers: list[dict], images: dict[str, dict]) -> str:
+    """CONTAINERD when the two lists show the containerd image store (see the module's docstring):
+    a descriptor in either (Engine 28 on), or an image whose ID is one of its RepoDigests' digest."""
+    if any("ImageManifestDescriptor" in c for c in containers) or any("Descriptor" in i for i in images.values()):
+        return CONTAINERD
+    for image_id, image in images.items():
+        if any(str(entry).rpartition("@")[2] == image_id for entry in image.get("RepoDigests") or ()):
+            return CONTAINERD
+    return CLASSIC
 
 
 class _Clients:
@@ -209,20 +215,6 @@ class _Clients:
             return getattr(client, method)(*args)
         finally:
             self.release(client)
-
-    def unversioned_get(self, path: str) -> dict:
-        """GET path without a version prefix (the daemon's own version), on a client of its own,
-        so it needs no negotiation first and runs beside the others from the start."""
-        client = self._keep(self._factory(self._settings, version=_UNNEGOTIATED))
-        from docker.errors import create_api_error_from_http_exception
-        from requests.exceptions import HTTPError
-
-        response = client.get(client.base_url + path, timeout=self._settings.timeout)
-        try:
-            response.raise_for_status()
-        except HTTPError as exc:
-            create_api_error_from_http_exception(exc)  # raises the SDK's APIError, as its own calls do
-        return response.json()
 
     def release(self, client) -> None:
         with self._lock:
@@ -319,11 +311,6 @@ def _is_digest(text: str) -> bool:
 def _looks_like_id(image: str, image_id: str) -> bool:
     """The daemon shows an image ID instead of the name when the name now means another image."""
     return image == image_id or _is_digest(_ID_PREFIX + image.removeprefix(_ID_PREFIX))
-
-
-# A version for a client that only makes unversioned calls: the SDK wants one, and pinning it skips
-# the negotiation the constructor would make; no call of ours is prefixed with it.
-_UNNEGOTIATED = "1.24"
 
 
 def _api_client(settings: DaemonSettings, *, version: str | None = None):
