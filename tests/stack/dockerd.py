@@ -46,7 +46,10 @@ DOCKERD = "/usr/sbin/dockerd"
 SYSTEM_ROOTS = Path("/etc/ssl/certs/ca-certificates.crt")
 IMAGE_STORES = ("classic", "containerd")
 API_VERSION = "1.41"  # dockerd 20.10; pinned so the SDK skips its /version probe
-_CALLING = re.compile(r'msg="Calling (?P<method>[A-Z]+) (?P<path>[^"\s]+)"')
+# Engines up to 26 log `msg="Calling GET /path"`, Engine 28 `msg="handling GET request" ... request-url=/path`
+# (quoted when the path has a query).
+_CALLING = re.compile(r'msg="Calling (?P<method>[A-Z]+) (?P<path>[^"\s]+)"'
+                      r'|msg="handling (?P<method28>[A-Z]+) request".* request-url="?(?P<path28>[^"\s]+)')
 
 
 class ApiCall(NamedTuple):
@@ -149,7 +152,7 @@ class DockerDaemon:
 
     def api_calls_since(self, mark: int) -> list[ApiCall]:
         found = (_CALLING.search(line) for line in logfile.lines_since(self.log, mark))
-        return [ApiCall(m["method"], m["path"]) for m in found if m]
+        return [ApiCall(m["method"] or m["method28"], m["path"] or m["path28"]) for m in found if m]
 
     # -- internals --------------------------------------------------------------
 
