@@ -48,13 +48,13 @@ class EngineTree:
         return (str(self.root / "usr/bin"), str(self.root / "usr/sbin"))
 
 
-def engine_tree(release: str, cache: Path = TESTS_CACHE) -> EngineTree:
+def engine_tree(release: str, cache: Path = TESTS_CACHE, *, archive: str = ARCHIVE) -> EngineTree:
     """docker.io `release` (upstream version, e.g. "26.1.5") unpacked under cache; downloaded once."""
     trees = cache / "trees"
     for tree in sorted(trees.glob(f"{release}+*")) if trees.is_dir() else ():
         if (tree / "usr/sbin/dockerd").is_file() and (tree / ".complete").exists():
             return EngineTree(tree, tree.name)
-    apt = _Apt(cache / "apt")
+    apt = _Apt(cache / "apt", archive)
     apt.update()
     version, suite = apt.find("docker.io", release)
     containerd = apt.version_in("containerd", suite)
@@ -64,6 +64,8 @@ def engine_tree(release: str, cache: Path = TESTS_CACHE) -> EngineTree:
     tree.mkdir(parents=True)
     for deb in debs:
         _run(["dpkg", "-x", str(deb), str(tree)], f"unpack {deb.name}")
+    for deb in debs:
+        deb.unlink()  # the tree is what is kept: half the disk
     (tree / ".complete").write_text(f"docker.io {version}\ncontainerd {containerd}\n")
     return EngineTree(tree, version)
 
@@ -71,8 +73,9 @@ def engine_tree(release: str, cache: Path = TESTS_CACHE) -> EngineTree:
 class _Apt:
     """apt-get and apt-cache with every directory of their own under `home`."""
 
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, archive: str):
         self.home = home
+        self.archive = archive
         self.sources = home / "sources.list"
         self.archives = home / "cache" / "archives"
         self.warnings = ""
@@ -91,7 +94,7 @@ class _Apt:
         for directory in ("state/lists/partial", "cache/archives/partial"):
             (self.home / directory).mkdir(parents=True, exist_ok=True)
         (self.home / "state/status").touch()
-        self.sources.write_text("".join(f"deb [signed-by={KEYRING}] {ARCHIVE} {suite} main\n" for suite in SUITES))
+        self.sources.write_text("".join(f"deb [signed-by={KEYRING}] {self.archive} {suite} main\n" for suite in SUITES))
         # apt-get update exits 0 when a mirror cannot be reached; its warnings explain an empty list.
         self.warnings = _run(["apt-get", *self.options(), "-q", "update"], "apt-get update (the tests' own sources)",
                              stderr=True)
