@@ -27,9 +27,10 @@ which at worst skip a container for want of a RepoDigest.
 
 Per-container calls happen only for anomalies: with the classic store, an image
 missing from the image list (removed, or listed under another filter); with
-either, a container whose configured reference the daemon replaced by an image ID (the local tag moved since it
-started: the state ``docker pull`` without a recreate leaves, and Watchtower's
-monitor-only mode), whose configured name only its inspect shows. Those calls
+either store, a container whose configured reference the daemon replaced by an
+image ID (the local tag moved since it started: the state ``docker pull``
+without a recreate leaves, and Watchtower's monitor-only mode), whose
+configured name only its inspect shows. Those calls
 run side by side, up to the scan's concurrency, each on a connection of its own
 (the two listing connections first, then new ones pinned to the negotiated
 version): k of them cost ceil(k / concurrency) round trips, not k (plus TCP and
@@ -124,11 +125,11 @@ class DockerDaemon:
         """Every container; the per-container calls run only for those ``wanted`` accepts.
 
         Outline: the image list on a connection of its own, beside the container list on the
-        main one; the image store from the two; then ``on_listed`` with the wanted containers as the lists show them (so that
-        the caller can start on the registries meanwhile); then the per-container calls, up to
-        ``concurrency`` at a time. Every thread it
-        starts has ended, and every connection is closed, when it returns (a warm Lambda would
-        carry leftovers into its next invocation). ``progress`` is called from this thread only.
+        main one; the image store from the two; then ``on_listed`` with the wanted containers
+        as the lists show them (so that the caller can start on the registries meanwhile); then
+        the per-container calls, up to ``concurrency`` at a time. Every thread it starts has
+        ended, and every connection is closed, when it returns (a warm Lambda would carry
+        leftovers into its next invocation). ``progress`` is called from this thread only.
         """
         progress = progress or _silent
         progress("connecting", 0, 0)
@@ -169,7 +170,6 @@ class DockerDaemon:
             raise DaemonError(f"list images on {self.endpoint}: {_reason(exc)}") from exc
         finally:
             clients.release(client)
-
 
 
 def image_store(containers: list[dict], images: dict[str, dict]) -> str:
