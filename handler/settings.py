@@ -397,7 +397,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("notify_urls", NOTIFY_URLS, "send the report to these Apprise URLs (slack://, msteams://, "
             "discord://, tgram://, matrix://, ntfy://, gotify://, mailto://, json://...); secrets, never shown",
             (CLI, ACTION, LAMBDA), flags=("--notify",), env="SPYGLASS_NOTIFY", action_input="notify-urls",
-            secret=True, group=NOTIFY, notes={ACTION: "one a line, from a secret"}),
+            secret=True, group=NOTIFY, notes={ACTION: "one a line, from a secret",
+                                              LAMBDA: "plain text in the function's configuration: prefer "
+                                                      "SPYGLASS_NOTIFY_SECRET"}),
+    Setting("notify_urls_secret", TEXT, "Secrets Manager id of more notify URLs (a JSON list of strings, or "
+            "one URL a line), read into memory at each invocation", (LAMBDA,), env="SPYGLASS_NOTIFY_SECRET",
+            group=NOTIFY),
     Setting("notify_timeout", Number(above=0), "seconds for all notify URLs together", (CLI, ACTION, LAMBDA),
             default="30", flags=("--notify-timeout",), env="SPYGLASS_NOTIFY_TIMEOUT", action_input="notify-timeout",
             group=NOTIFY, notes={LAMBDA: "within the delivery margin the function has left"}),

@@ -78,7 +78,7 @@ def handler(event, context):
 
 def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
     """One invocation with its environment and shared runtime passed in (tests call this)."""
-    from engine.errors import ConfigurationError, SpyglassError
+    from engine.errors import SpyglassError
     from handler.aws.settings import early_log_level, endpoint_for, settings_from_env
 
     request_id = getattr(context, "aws_request_id", "") or str(uuid.uuid4())
@@ -86,7 +86,8 @@ def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
         try:
             settings = settings_from_env(env)
             spec, correlation_id = endpoint_for(event, settings.endpoint)
-        except ConfigurationError as exc:
+            settings = _with_secret_notify_urls(settings, runtime)
+        except SpyglassError as exc:  # a configuration error, or the notify URLs' secret unreadable
             log.error("%s", exc)
             raise
         static = {"endpoint": spec.host, "correlation_id": correlation_id or request_id, "scan_id": request_id}
@@ -100,6 +101,18 @@ def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
             except Exception:
                 log.exception("invocation failed unexpectedly")
                 raise
+
+
+def _with_secret_notify_urls(settings, runtime: Runtime):
+    """settings with SPYGLASS_NOTIFY_SECRET's URLs added, read before any log line could carry them."""
+    if not settings.notify_urls_secret:
+        return settings
+    from dataclasses import replace
+
+    from handler.aws.secrets import fetch_notify_urls
+
+    urls = fetch_notify_urls(settings.notify_urls_secret, secrets_client=runtime.clients.client("secretsmanager"))
+    return replace(settings, notify_urls=settings.notify_urls + urls)
 
 
 def _invocation(settings, spec, scan_id: str, context, runtime: Runtime) -> dict:
@@ -145,6 +158,10 @@ def _notify_urls(settings, report, scan_id: str, failure, context, location) -> 
     outcome = send(settings.notify_urls, report, deadline=deadline, where=where, failure=failure)
     for problem in outcome.failed:
         log.error("%s: not notified: %s", problem.target, problem.reason)
+    from handler.aws import metrics
+
+    metrics.emit_notify_failures(len(outcome.failed), function_name=getattr(context, "function_name", ""),
+                                 timestamp_ms=round(report.finished_at * 1000), properties={"scan_id": scan_id})
     return {"notify_sent": list(outcome.sent), "notify_failed": [f.target for f in outcome.failed]}
 
 

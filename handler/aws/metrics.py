@@ -50,11 +50,9 @@ class ScanMetrics:
 
 
 def emf_document(metrics: ScanMetrics, *, function_name: str, timestamp_ms: int, properties: dict) -> dict:
-    """The EMF object: plain properties, the directive, the dimension's value and each metric's value."""
-    directive = {"Namespace": NAMESPACE, "Dimensions": [[DIMENSION]],
-                 "Metrics": [{"Name": name, "Unit": unit} for name, _, unit in METRICS]}
-    return {**properties, "_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": [directive]},
-            DIMENSION: function_name or "unknown", **{name: getattr(metrics, field) for name, field, _ in METRICS}}
+    """The scan's EMF object: plain properties, the directive, the dimension's value and each metric's value."""
+    return _document([(name, unit, getattr(metrics, field)) for name, field, unit in METRICS],
+                     function_name=function_name, timestamp_ms=timestamp_ms, properties=properties)
 
 
 def emit(report, *, endpoint_failed: bool, function_name: str, properties: dict, stream=None) -> None:
@@ -63,3 +61,22 @@ def emit(report, *, endpoint_failed: bool, function_name: str, properties: dict,
     document = emf_document(metrics, function_name=function_name, timestamp_ms=round(report.finished_at * 1000),
                             properties={"message": "scan metrics", **properties})
     print(json.dumps(document, ensure_ascii=False), file=stream or sys.stdout, flush=True)
+
+
+def emit_notify_failures(failed: int, *, function_name: str, timestamp_ms: int, properties: dict,
+                         stream=None) -> None:
+    """NotifyFailures: notify URLs that did not take the message. A line of its own, written after
+    the sends, so the scan's metrics are out before any delivery could go wrong; the template's
+    NotifyFailedAlarm watches it (in Lambda a failed URL never fails the invocation: Lambda's
+    retry would run the scan again and publish to SNS twice)."""
+    document = _document([("NotifyFailures", "Count", failed)], function_name=function_name,
+                         timestamp_ms=timestamp_ms, properties={"message": "notify metrics", **properties})
+    print(json.dumps(document, ensure_ascii=False), file=stream or sys.stdout, flush=True)
+
+
+def _document(values: list[tuple[str, str, float]], *, function_name: str, timestamp_ms: int,
+              properties: dict) -> dict:
+    directive = {"Namespace": NAMESPACE, "Dimensions": [[DIMENSION]],
+                 "Metrics": [{"Name": name, "Unit": unit} for name, unit, _ in values]}
+    return {**properties, "_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": [directive]},
+            DIMENSION: function_name or "unknown", **{name: value for name, _, value in values}}

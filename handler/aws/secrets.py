@@ -23,6 +23,7 @@ from typing import Iterator
 from engine.authn import DockerConfigKeychain
 from engine.errors import ConfigurationError
 from handler.aws.clients import aws_errors, aws_failure
+from handler.settings import BY_NAME
 
 SSM_PREFIX = "ssm:"
 _PARTS = ("ca", "cert", "key")
@@ -72,15 +73,39 @@ def _write_private(path: Path, text: str) -> None:
         stream.write(text if text.endswith("\n") else text + "\n")
 
 
-def _secret_json(secret_id: str, client, what: str) -> dict:
-    where = f"{what} {json.dumps(secret_id)}"
+def fetch_notify_urls(secret_id: str, *, secrets_client) -> tuple[str, ...]:
+    """The Apprise URLs a secret holds: a JSON list of strings, or one URL a line (commas as in
+    SPYGLASS_NOTIFY). Nothing of the value is ever quoted in an error: every URL is a secret."""
+    where = f"notify URLs secret {json.dumps(secret_id)}"
+    text = _secret_text(secret_id, secrets_client, where, "a JSON list or one URL a line")
+    if text.lstrip().startswith("["):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise ConfigurationError(f"read {where}: starts like a JSON list but is not valid JSON") from None
+        if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
+            raise ConfigurationError(f"read {where}: a JSON list, but not of strings")
+        text = "\n".join(data)
+    urls = BY_NAME["notify_urls"].kind.parse(text)
+    if not urls:
+        raise ConfigurationError(f"read {where}: holds no URL")
+    return urls
+
+
+def _secret_text(secret_id: str, client, where: str, expected: str) -> str:
     try:
         answer = client.get_secret_value(SecretId=secret_id)
     except aws_errors() as exc:
         raise aws_failure(f"read {where}", exc) from None
     text = answer.get("SecretString")
     if text is None:
-        raise ConfigurationError(f"read {where}: a binary secret; expected a JSON string")
+        raise ConfigurationError(f"read {where}: a binary secret; expected {expected}")
+    return text
+
+
+def _secret_json(secret_id: str, client, what: str) -> dict:
+    where = f"{what} {json.dumps(secret_id)}"
+    text = _secret_text(secret_id, client, where, "a JSON string")
     try:
         data = json.loads(text)
     except ValueError:

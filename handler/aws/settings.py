@@ -53,6 +53,7 @@ class LambdaSettings:
     delivery_margin: float = 10.0
     log_level: str = "info"
     notify_urls: tuple[str, ...] = ()  # Apprise URLs: secrets, never logged
+    notify_urls_secret: str = ""  # a Secrets Manager id holding more of them
     notify_timeout: float = 30.0
 
 
@@ -73,7 +74,8 @@ def settings_from_env(env: Mapping[str, str]) -> LambdaSettings:
         registry_ca=values["registry_ca"], registry_ca_validate=values["registry_ca_validate"],
         insecure_registries=values["insecure_registries"], concurrency=values["concurrency"],
         versions=values["versions"], timeout=values["timeout"], delivery_margin=values["delivery_margin"],
-        log_level=values["log_level"], notify_urls=values["notify_urls"], notify_timeout=values["notify_timeout"])
+        log_level=values["log_level"], notify_urls=values["notify_urls"], notify_timeout=values["notify_timeout"],
+        notify_urls_secret=values["notify_urls_secret"] or "")
 
 
 def early_log_level(env: Mapping[str, str]) -> str:

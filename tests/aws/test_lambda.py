@@ -109,3 +109,37 @@ def test_notify_urls_get_an_unreachable_endpoint_and_a_failing_url_keeps_the_sta
     jsonschema.validate(json.loads(payload["message"]), SCHEMA)
     log = stream.getvalue()
     assert "not notified" in log and token not in log
+
+
+def test_notify_urls_from_a_secret_are_used_kept_out_of_the_log_and_a_failure_is_a_metric(aws, capsys):
+    pytest.importorskip("apprise", reason="the notify extra: pip install 'spyglass[notify]'")
+    from tests.notify.servers import Webhooks
+
+    token = "tok-secret-91be0c"
+    with Webhooks() as hooks:
+        aws.put_secret("spyglass/notify", json.dumps([f"json://{hooks.authority}/hooks/{token}",
+                                                      f"form://{hooks.authority}/fail/{token}"]))
+        env = {"DOCKER_HOST": f"tcp://127.0.0.1:{closed_port()}", "SNS_TOPIC_ARN": aws.topic_arn,
+               "SPYGLASS_NOTIFY_SECRET": "spyglass/notify", "SPYGLASS_LOG_LEVEL": "debug"}
+        result, stream = run(env, aws)
+    assert result["notify_sent"] == [f"notify URL 1 (json://{hooks.authority}…)"]
+    assert len(result["notify_failed"]) == 1 and len(hooks.to(f"/hooks/{token}")) == 1
+    log = stream.getvalue()
+    assert token not in log and "not notified" in log
+    printed = capsys.readouterr().out  # the EMF lines: Lambda sends stdout to the log group
+    assert token not in printed
+    lines = [json.loads(line) for line in printed.splitlines() if line.startswith("{")]
+    [metric] = [line for line in lines if line.get("message") == "notify metrics"]
+    assert metric["NotifyFailures"] == 1
+    assert metric["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [{"Name": "NotifyFailures", "Unit": "Count"}]
+
+
+def test_an_unreadable_notify_secret_fails_before_the_scan_naming_only_the_secret(aws):
+    aws.put_secret("spyglass/notify", "[\"json://example.invalid/hooks/tok-hidden-55\", 7]")
+    env = {"DOCKER_HOST": f"tcp://127.0.0.1:{closed_port()}", "SNS_TOPIC_ARN": aws.topic_arn,
+           "SPYGLASS_NOTIFY_SECRET": "spyglass/notify"}
+    with pytest.raises(ConfigurationError, match="notify URLs secret \"spyglass/notify\": a JSON list, but not") \
+            as caught:
+        run(env, aws)
+    assert "tok-hidden-55" not in str(caught.value) + caught.value.log
+    assert aws.client("sns") and "scan started" not in caught.value.log

@@ -76,3 +76,29 @@ def test_a_malformed_docker_config_secret_is_a_configuration_error(aws):
     aws.put_secret("spyglass/registries", {"auths": {"registry.example.com": {"auth": "%%%"}}})
     with pytest.raises(ConfigurationError, match="spyglass/registries"):
         fetch_docker_config("spyglass/registries", secrets_client=aws.client("secretsmanager"))
+
+
+@pytest.mark.parametrize("value, expected", [
+    ('["slack://a/b/c", "json://hook.example/x"]', ("slack://a/b/c", "json://hook.example/x")),
+    ("slack://a/b/c\njson://hook.example/x\n", ("slack://a/b/c", "json://hook.example/x")),
+    ("mailto://u:pw@example.com?to=a@example.com,b@example.com", ("mailto://u:pw@example.com?to=a@example.com,b@example.com",)),
+])
+def test_notify_urls_come_from_a_secret_as_a_json_list_or_lines(aws, value, expected):
+    from handler.aws.secrets import fetch_notify_urls
+
+    aws.put_secret("spyglass/notify", value)
+    assert fetch_notify_urls("spyglass/notify", secrets_client=aws.client("secretsmanager")) == expected
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("[\"slack://hunter2/x\"", "not valid JSON"),
+    ('["slack://hunter2/x", {"u": 1}]', "not of strings"),
+    ("  \n", "holds no URL"),
+])
+def test_a_malformed_notify_secret_is_named_without_quoting_its_value(aws, value, expected):
+    from handler.aws.secrets import fetch_notify_urls
+
+    aws.put_secret("spyglass/notify", value)
+    with pytest.raises(ConfigurationError, match=expected) as caught:
+        fetch_notify_urls("spyglass/notify", secrets_client=aws.client("secretsmanager"))
+    assert "hunter2" not in str(caught.value)
