@@ -59,7 +59,9 @@ thead th{background:#f0f0f0;position:sticky;top:0}
 th button{font:inherit;font-weight:700;background:none;border:0;padding:0;cursor:pointer;color:inherit;text-align:left}
 th[aria-sort=ascending] button::after{content:" \\25B2"}th[aria-sort=descending] button::after{content:" \\25BC"}
 td ul{margin:0;padding-left:1.1rem}caption{text-align:left}.nw{white-space:nowrap}
-details{border:1px solid var(--line);border-left-width:6px;border-radius:4px;margin:.5rem 0;padding:.2rem .7rem}
+details{border:1px solid var(--line);border-left-width:6px;border-radius:4px;margin:.5rem 0;padding:.2rem .7rem;
+content-visibility:auto;contain-intrinsic-size:auto 3rem}
+section[data-view=image] tbody tr,section[data-view=errors] tbody tr{content-visibility:auto;contain-intrinsic-size:auto 2.5rem}
 summary{cursor:pointer;padding:.3rem 0}summary .meta{margin-left:.5rem}
 #controls{display:flex;flex-wrap:wrap;gap:.75rem;align-items:end;margin:1rem 0;padding:.6rem;background:#f6f6f6;
 border-radius:4px}
@@ -67,7 +69,7 @@ border-radius:4px}
 #controls input,#controls select{font:inherit;padding:.25rem .4rem;min-width:16rem}
 [hidden]{display:none!important}
 :focus-visible{outline:3px solid #1a5fb4;outline-offset:2px}
-@media print{body{max-width:none;padding:0;font-size:11px}#controls{display:none!important}
+@media print{body{max-width:none;padding:0;font-size:11px}details,tr{content-visibility:visible!important}#controls{display:none!important}
 details{break-inside:auto}details::details-content{content-visibility:visible;display:block}
 thead th{position:static}tr{break-inside:avoid}h2{break-after:avoid}}
 """
@@ -80,7 +82,8 @@ if(age&&ms>=0){var m=Math.round(ms/60000);
 age.textContent=' ('+(m<1?'just now':m<120?m+' min ago':m<2880?Math.round(m/60)+' h ago':Math.round(m/1440)+' days ago')+')';}
 var controls=d.getElementById('controls'),q=d.getElementById('filter-text'),st=d.getElementById('filter-status'),
 shown=d.getElementById('filter-shown');controls.hidden=false;
-function matches(el,text,want){return(!text||el.textContent.toLowerCase().indexOf(text)>=0)&&
+function where(el){var det=el.closest('details');return det&&det!==el?det.querySelector('summary').textContent:'';}
+function matches(el,text,want){return(!text||(el.textContent+' '+where(el)).toLowerCase().indexOf(text)>=0)&&
 (want==='all'||(' '+el.getAttribute('data-status')+' ').indexOf(' '+want+' ')>=0);}
 function apply(){var text=q.value.trim().toLowerCase(),want=st.value,n=0,total=0;
 d.querySelectorAll('tr[data-status]').forEach(function(tr){var ok=matches(tr,text,want);tr.hidden=!ok;total++;if(ok)n++;});
@@ -93,7 +96,7 @@ var empty=sec.querySelector('.none-shown');if(empty)empty.hidden=any||!rows.leng
 shown.textContent=(text||want!=='all')?n+' of '+total+' rows match':'';}
 q.addEventListener('input',apply);st.addEventListener('change',apply);
 function key(row,i){var c=row.cells[i];return c?(c.getAttribute('data-sort')||c.textContent.trim()):'';}
-d.querySelectorAll('table.sortable thead th').forEach(function(th,i){var b=d.createElement('button');b.type='button';
+d.querySelectorAll('table.sortable thead th').forEach(function(th){var i=th.cellIndex,b=d.createElement('button');b.type='button';
 b.textContent=th.textContent;th.textContent='';th.appendChild(b);b.addEventListener('click',function(){
 var table=th.closest('table'),body=table.tBodies[0],dir=th.getAttribute('aria-sort')==='ascending'?-1:1;
 table.querySelectorAll('thead th').forEach(function(h){h.removeAttribute('aria-sort');});

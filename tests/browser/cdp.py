@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -157,7 +156,7 @@ class Chromium:
     def new_page(self) -> "Page":
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        page = Page(self, session)
+        page = Page(self, session, target)
         for domain in ("Page", "Runtime", "Network", "Log"):
             self.call(f"{domain}.enable", session=session)
         return page
@@ -180,9 +179,12 @@ class Chromium:
 
 
 class Page:
-    def __init__(self, browser: Chromium, session: str) -> None:
-        self.browser, self.session = browser, session
+    def __init__(self, browser: Chromium, session: str, target: str) -> None:
+        self.browser, self.session, self.target = browser, session, target
         self._opened_at = 0
+
+    def close(self) -> None:
+        self.browser.call("Target.closeTarget", {"targetId": self.target})
 
     def call(self, method: str, params: dict | None = None) -> dict:
         return self.browser.call(method, params, session=self.session)
@@ -232,6 +234,3 @@ class Page:
         path.write_bytes(base64.b64decode(data))
         return path
 
-
-def which() -> str | None:
-    return executable() or shutil.which("chromium")
