@@ -58,7 +58,7 @@ th,td{text-align:left;vertical-align:top;padding:.3rem .5rem;border-bottom:1px s
 thead th{background:#f0f0f0;position:sticky;top:0}
 th button{font:inherit;font-weight:700;background:none;border:0;padding:0;cursor:pointer;color:inherit;text-align:left}
 th[aria-sort=ascending] button::after{content:" \\25B2"}th[aria-sort=descending] button::after{content:" \\25BC"}
-td ul{margin:0;padding-left:1.1rem}caption{text-align:left}.nw{white-space:nowrap}
+td ul{margin:0;padding-left:1.1rem}caption{text-align:left}.nw{white-space:nowrap}.nm{min-width:7rem}
 details{border:1px solid var(--line);border-left-width:6px;border-radius:4px;margin:.5rem 0;padding:.2rem .7rem;
 content-visibility:auto;contain-intrinsic-size:auto 3rem}
 section[data-view=image] tbody tr,section[data-view=errors] tbody tr{content-visibility:auto;contain-intrinsic-size:auto 2.5rem}
@@ -319,14 +319,16 @@ def _by_endpoint(endpoints: list[dict]) -> str:
 def _endpoint_block(endpoint: dict) -> str:
     status = endpoint.get("status")
     summary = endpoint.get("summary") or {}
-    counts = ", ".join(f"{_count(summary.get(key))} {key}" for key in ("stale", "outdated", "errors", "fresh",
-                                                                        "skipped") if _count(summary.get(key)))
+    counts = ", ".join(f"{_count(summary.get(key))} {word if _count(summary.get(key)) == 1 and key == 'errors' else key}"
+                       for key, word in (("stale", ""), ("outdated", ""), ("errors", "error"), ("fresh", ""),
+                                         ("skipped", "")) if _count(summary.get(key)))
     containers = sorted(endpoint.get("containers") or (), key=_container_key)
     problem = status in ("unreachable", "error")
     tokens = " ".join([_status(status)] + (["error", ATTENTION] if problem else
                                            [ATTENTION] if status in ("stale", "errors") else []))
     opened = " open" if status != "ok" else ""
-    where = text(endpoint.get("endpoint"), IMAGE_LIMIT)
+    address = endpoint.get("endpoint")
+    where = f' &middot; <span class="mono">{text(address, IMAGE_LIMIT)}</span>' if address != _endpoint_label(endpoint) else ""
     body = ""
     if problem:
         cause = ": ".join(str(x) for x in (endpoint.get("reason"), endpoint.get("error")) if x) or "no reason given"
@@ -340,7 +342,7 @@ def _endpoint_block(endpoint: dict) -> str:
     api = f" &middot; API {text(endpoint.get('api_version'), 20)}" if endpoint.get("api_version") else ""
     return (f'<details class="s-{_status(status)}" data-status="{tokens}"{opened}><summary>'
             f'<strong>{text(_endpoint_label(endpoint))}</strong> {_badge(status)}'
-            f'<span class="meta">{counts or "nothing scanned"} &middot; <span class="mono">{where}</span>{api}</span>'
+            f'<span class="meta">{counts or "nothing scanned"}{where}{api}</span>'
             f'</summary>{body}</details>')
 
 
@@ -349,7 +351,7 @@ def _container_row(c: dict) -> str:
     local = "<br>".join(text(_short(d)) for d in list(locals_)[:2]) + ("…" if len(locals_) > 2 else "")
     order = _CONTAINER_ORDER.get(c.get("status"), 4)
     return (f'<tr data-status="{_tokens(c)}"><td data-sort="{order}">{_badge(c.get("status"))}'
-            f'{" " + _badge("outdated") if _newer(c) else ""}</td><td>{text(c.get("name"))}</td>'
+            f'{" " + _badge("outdated") if _newer(c) else ""}</td><td class="nm">{text(c.get("name"))}</td>'
             f'<td class="mono">{text(c.get("image"), IMAGE_LIMIT)}</td><td>{_detail(c)}</td>'
             f'<td class="mono nw">{local}</td><td class="mono nw">{text(_short(c.get("remote_digest")))}</td></tr>')
 

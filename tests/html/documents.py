@@ -90,7 +90,7 @@ def hostile_document() -> dict:
     """Every hostile string as a container name, an image, an error, an endpoint name and the fleet name."""
     containers = [container(2, name=text, image=f"registry.example/{text}:1") for text in HOSTILE]
     for c, text in zip(containers, HOSTILE):
-        c.update(status="error", reason="registry", error=text, remote_digest=None, newer={"patch": text,
+        c.update(status="error", reason="registry-error", error=text, remote_digest=None, newer={"patch": text,
                                                                                              "minor": None, "major": None})
     bad_host = endpoint(HOSTILE[0], [], status="unreachable", reason="timeout", error=HOSTILE[3])
     return document(HOSTILE[7], [endpoint(HOSTILE[1], containers), bad_host])

@@ -8,13 +8,20 @@ import json
 import re
 import time
 
+import jsonschema
 import pytest
 
+from engine.report import schema
 from engine.report_html import CONTENT_SECURITY_POLICY, render_html, script_json
 from tests.html.documents import HOSTILE, container, document, endpoint, fleet_document, hostile_document
 from tests.html.page import parse
 
 SIZE_BUDGET = 512 * 1024  # a 1,000-container fleet: an e-mail attachment, open at once
+
+
+def test_the_generated_documents_are_valid_reports():
+    for doc in (fleet_document(), hostile_document()):
+        jsonschema.validate(doc, schema())
 
 
 def counts_shown(page) -> dict:
