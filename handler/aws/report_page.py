@@ -46,7 +46,7 @@ class PageLink:
 
     def line(self) -> str:
         """The sentence a message carries: where the page is and until when the link works."""
-        return f"Report page (link valid until {self.expires_iso}): {self.url}"
+        return f"Report page (link valid until {self.expires_iso} at the latest): {self.url}"
 
 
 def page_key(json_key: str) -> str:

@@ -10,7 +10,9 @@ SNS counts every variant, the subject and the attributes against 256 KiB. When
 the whole is larger, the full JSON report goes to S3 (when a bucket is set) and
 the message keeps the summary, the stale and errored containers and the
 object's location, with ``truncated: true``; if even those do not fit, as many
-as fit are kept and ``omitted_containers`` says how many are left out. Subscribers
+as fit are kept and ``omitted_containers`` says how many are left out. When the
+HTML report was stored in the bucket (handler/aws/report_page.py), every variant
+carries its presigned link. Subscribers
 can filter on the attributes fleet, status, stale_count, error_count, unreachable_count (and
 endpoint, the address, for a fleet of one).
 
@@ -37,6 +39,7 @@ from engine.errors import SpyglassError
 from engine.report import ERROR, STALE, Report, render_text, summary_line
 from engine.text import one_line
 from handler.aws.clients import aws_errors, error_code, is_temporary
+from handler.aws.report_page import PageLink
 
 log = logging.getLogger("spyglass.aws")
 
@@ -109,10 +112,15 @@ def report_document(report: Report, scan_id: str, *, failure: str | None = None)
 
 def compose(report: Report, scan_id: str, *, failure: str | None = None,
             offload: Callable[[str], Location | None] | None = None,
-            limit: int = MAX_MESSAGE_BYTES - SLACK_BYTES) -> SnsMessage:
-    """The whole report if it fits; otherwise offload it and keep what matters (see module doc)."""
+            limit: int = MAX_MESSAGE_BYTES - SLACK_BYTES, page: PageLink | None = None) -> SnsMessage:
+    """The whole report if it fits; otherwise offload it and keep what matters (see module doc).
+
+    With ``page`` (the HTML report in the bucket), every variant carries its link: the JSON as
+    ``report_page``, the summary and the e-mail on their second line."""
     doc = report_document(report, scan_id, failure=failure)
-    full = _message(report, doc, _email(report, report.ordered(), scan_id, failure), scan_id, failure)
+    if page is not None:
+        doc["report_page"] = page.to_dict()
+    full = _message(report, doc, _email(report, report.ordered(), scan_id, failure), scan_id, failure, page=page)
     if full.size <= limit:
         return full
     location = offload(compact_json(doc)) if offload is not None else None
@@ -126,7 +134,7 @@ def compose(report: Report, scan_id: str, *, failure: str | None = None,
         if location is not None:
             short["report_location"] = location.to_dict()
         email = _email(report, kept, scan_id, failure, omitted=omitted, location=location)
-        return replace(_message(report, short, email, scan_id, failure, truncated=True),
+        return replace(_message(report, short, email, scan_id, failure, truncated=True, page=page),
                        omitted=omitted, location=location)
 
     best = keeping(len(attention))
@@ -154,12 +162,20 @@ def compact_json(doc: dict) -> str:
 
 
 def _message(report: Report, doc: dict, email: str, scan_id: str, failure: str | None, *,
-             truncated: bool = False) -> SnsMessage:
+             truncated: bool = False, page: PageLink | None = None) -> SnsMessage:
     body = compact_json(doc)
-    variants = {"default": _summary(report, scan_id, failure), "email": email}
+    variants = {"default": _with_link(_summary(report, scan_id, failure), page), "email": _with_link(email, page)}
     variants.update({protocol: body for protocol in JSON_PROTOCOLS})
     return SnsMessage(subject(report, failure), json.dumps(variants, ensure_ascii=False),
                       attributes(report, scan_id, failure, truncated), truncated)
+
+
+def _with_link(text: str, page: PageLink | None) -> str:
+    """The text with the page's link as its second line, where a reader looks after the counts."""
+    if page is None:
+        return text
+    first, _, rest = text.partition("\n")
+    return f"{first}\n{page.line()}\n{rest}"
 
 
 def subject(report: Report, failure: str | None = None) -> str:
@@ -288,10 +304,10 @@ class Publisher:
 
 
 def deliver(report: Report, *, scan_id: str, publisher: Publisher, offload: S3Offload | None = None,
-            failure: str | None = None) -> Delivery:
+            failure: str | None = None, page: PageLink | None = None) -> Delivery:
     """Compose and publish; on failure log the full report and raise DeliveryError."""
     uploader = (lambda text: offload.upload(text, report, scan_id)) if offload is not None else None
-    message = compose(report, scan_id, failure=failure, offload=uploader)
+    message = compose(report, scan_id, failure=failure, offload=uploader, page=page)
     try:
         message_id = publisher.publish(message, scan_id=scan_id, endpoint=report.name)
     except DeliveryError as exc:

@@ -54,9 +54,13 @@ def severity(report: Report, failure: str | None = None) -> str:
     return "warning" if report.status == "stale" or report.summary.get("outdated") else "info"
 
 
-def compose(report: Report, fmt: str, limit: int, *, where: str, failure: str | None = None) -> Message:
-    """The message in fmt (MARKDOWN or TEXT), its body at most limit characters (0: no limit)."""
-    lines = body_lines(report, fmt, failure=failure)
+def compose(report: Report, fmt: str, limit: int, *, where: str, failure: str | None = None,
+            link: str = "") -> Message:
+    """The message in fmt (MARKDOWN or TEXT), its body at most limit characters (0: no limit).
+
+    ``link`` (the HTML report's presigned link, as handler.aws.report_page words it) leads the
+    body, so no cut can drop it; it is ours, not outside text, and a URL, so it is not escaped."""
+    lines = ([link, ""] if link else []) + body_lines(report, fmt, failure=failure)
     return Message(title(report, failure=failure), cut(lines, limit, fmt, where), severity(report, failure))
 
 

@@ -68,3 +68,14 @@ def test_containers_with_newer_versions_are_grouped_by_image_and_counted_in_the_
     assert message.body.splitlines() == ["Newer versions (2)", "- nginx:1.25.3: web, web-2 (newer: 1.27.2 (minor))"]
     assert title(report) == "spyglass: tcp://docker-1:2376: 0 stale, 2 outdated, 0 errors (3 containers)"
     assert message.severity == "warning"
+
+
+def test_the_report_page_link_leads_the_body_and_survives_the_cut():
+    from engine.report import ContainerResult, Report
+    from handler.notify.message import TEXT, compose
+
+    many = tuple(ContainerResult(f"{i:064x}", f"c{i}", f"app{i}:1", "stale") for i in range(200))
+    report = Report.single("tcp://h:2376", 1_700_000_000.0, 1_700_000_001.0, many)
+    link = "Report page (link valid until 2026-12-01T22:00:00Z at the latest): https://b.example/r.html?X-Amz-Signature=ab"
+    body = compose(report, TEXT, 1000, where="s3://b/r.json", link=link).body
+    assert body.splitlines()[0] == link and "more lines" in body.splitlines()[-1] and len(body) <= 1000
