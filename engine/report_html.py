@@ -55,7 +55,7 @@ code,.mono{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace;fo
 .b-fresh,.b-ok{color:var(--ok)}.b-skipped{color:var(--muted)}
 table{border-collapse:collapse;width:100%;margin:.4rem 0 1rem}
 th,td{text-align:left;vertical-align:top;padding:.3rem .5rem;border-bottom:1px solid var(--line);overflow-wrap:anywhere}
-thead th{background:#f0f0f0;position:sticky;top:0}
+thead th{background:#f0f0f0;position:sticky;top:0}tbody th{font-weight:600}
 th button{font:inherit;font-weight:700;background:none;border:0;padding:0;cursor:pointer;color:inherit;text-align:left}
 th[aria-sort=ascending] button::after{content:" \\25B2"}th[aria-sort=descending] button::after{content:" \\25BC"}
 td ul{margin:0;padding-left:1.1rem}caption{text-align:left}.nw{white-space:nowrap}.nm{min-width:7rem}
@@ -302,7 +302,7 @@ def _image_row(image: str, members: list[tuple[dict, dict]]) -> str:
         proposed.append(f'same tag, now <span class="mono">{text(digest)}</span>' if digest else "same tag, moved")
     places = "".join(f"<li>{text(_endpoint_label(endpoint))}: {text(c.get('name'))}</li>" for endpoint, c in members)
     tokens = " ".join(states + [ATTENTION])
-    return (f'<tr data-status="{tokens}"><td class="mono">{text(image, IMAGE_LIMIT)}</td>'
+    return (f'<tr data-status="{tokens}"><th scope="row" class="mono">{text(image, IMAGE_LIMIT)}</th>'
             f'<td>{" ".join(_badge(s) for s in states)}</td><td>{"; ".join(proposed)}</td>'
             f'<td data-sort="{len(members)}">{len(members)}</td><td><ul>{places}</ul></td></tr>')
 
@@ -351,7 +351,7 @@ def _container_row(c: dict) -> str:
     local = "<br>".join(text(_short(d)) for d in list(locals_)[:2]) + ("…" if len(locals_) > 2 else "")
     order = _CONTAINER_ORDER.get(c.get("status"), 4)
     return (f'<tr data-status="{_tokens(c)}"><td data-sort="{order}">{_badge(c.get("status"))}'
-            f'{" " + _badge("outdated") if _newer(c) else ""}</td><td class="nm">{text(c.get("name"))}</td>'
+            f'{" " + _badge("outdated") if _newer(c) else ""}</td><th scope="row" class="nm">{text(c.get("name"))}</th>'
             f'<td class="mono">{text(c.get("image"), IMAGE_LIMIT)}</td><td>{_detail(c)}</td>'
             f'<td class="mono nw">{local}</td><td class="mono nw">{text(_short(c.get("remote_digest")))}</td></tr>')
 

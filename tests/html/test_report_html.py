@@ -167,3 +167,28 @@ def test_script_json_escapes_what_could_end_or_alter_a_script(value):
     encoded = script_json(value)
     assert not re.search(r"[<>&\u2028\u2029]", encoded)
     assert json.loads(encoded) == value
+
+
+def _luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_every_text_colour_has_at_least_aa_contrast_on_the_backgrounds_it_sits_on():
+    from engine.report_html import _STYLE
+
+    colours = dict(re.findall(r"--([a-z]+):(#[0-9a-f]{6})", _STYLE))
+    for name in ("fg", "muted", "stale", "error", "ok", "out"):
+        for background in ("#ffffff", "#f0f0f0", "#f6f6f6"):  # the page, table heads, the controls
+            lighter, darker = sorted((_luminance(colours[name]), _luminance(background)), reverse=True)
+            assert (lighter + 0.05) / (darker + 0.05) >= 4.5, (name, background)
+
+
+def test_tables_have_column_headers_and_each_container_or_image_row_a_row_header():
+    markup = render_html(fleet_document(3, 10))
+    page = parse(markup)
+    assert all(e.attrs.get("scope") in ("col", "row") for e in page.all("th"))
+    image_and_endpoint_views = markup.split('<section data-view="errors"')[0]
+    rows = image_and_endpoint_views.count("<tr data-status=")
+    assert rows > 20 and image_and_endpoint_views.count('<th scope="row"') == rows
