@@ -5,8 +5,8 @@
     3. the inputs through the settings table (handler.settings: input > default, the docker
        CLI's own variables on the runner between), a ScanConfig through handler.compose, one scan
     4. outputs to $GITHUB_OUTPUT, the markdown report to $GITHUB_STEP_SUMMARY, the JSON report
-       under $RUNNER_TEMP (or report-file), one annotation per stale (warning) and errored
-       (error) container
+       and the HTML page under $RUNNER_TEMP (or report-file, report-html), one annotation per
+       stale (warning) and errored (error) container
     5. SNS delivery and the notify URLs when asked for (the same policy); the secret folder is
        removed whatever happened
 
@@ -37,7 +37,7 @@ from engine.text import markdown
 from handler import logs
 from handler import settings as table
 from handler.aws.sns import publish_report
-from handler.compose import ScanConfig, daemon_settings, run_scan, scan_config, write_json_report
+from handler.compose import ScanConfig, daemon_settings, render_page, run_scan, scan_config, write_report
 from handler.notify.redact import secrets_of
 from handler.outcome import EXIT_CONFIG, EXIT_FOUND, EXIT_NOTIFY, EXIT_OK, EXIT_UNREACHABLE, decide, found
 
@@ -48,7 +48,8 @@ INPUT_DEFAULTS: dict[str, str] = {row.action_input: row.input_default()
                                   for row in table.rows(table.ACTION) if row.action_input}
 INPUTS = tuple(INPUT_DEFAULTS)
 SECRET_INPUTS = tuple(row.action_input for row in table.rows(table.ACTION) if row.action_input and row.secret)
-OUTPUTS = ("status", "stale-count", "error-count", "fresh-count", "outdated-count", "report-path", "stale")
+OUTPUTS = ("status", "stale-count", "error-count", "fresh-count", "outdated-count", "endpoint-count",
+           "unreachable-count", "report-path", "report-html-path", "stale")
 
 SUMMARY_LIMIT = 1024 * 1024  # the runner refuses a step summary above 1 MiB
 _CONFIG_SECRET_KEYS = frozenset({"auth", "password", "identitytoken", "registrytoken"})
@@ -241,15 +242,17 @@ def _docker_config(value: str, files: SecretFiles) -> str | None:
 
 # -- results -----------------------------------------------------------------------------
 
-def output_values(report: Report, report_path: str) -> dict[str, str]:
+def output_values(report: Report, report_path: str, page_path: str = "") -> dict[str, str]:
     summary = report.summary
-    stale = [{"name": c.name, "id": c.id, "image": c.image, "reference": c.reference,
+    stale = [{"endpoint": e.display_name, "name": c.name, "id": c.id, "image": c.image, "reference": c.reference,
               "local_digests": list(c.local_digests), "remote_digest": c.remote_digest}
-             for c in report.ordered() if c.status == STALE]
+             for e, c in report.placed() if c.status == STALE]
     return {"status": report.status, "stale-count": str(summary["stale"]),
             "error-count": str(summary["errors"]), "fresh-count": str(summary["fresh"]),
-            "outdated-count": str(summary["outdated"]),
-            "report-path": report_path, "stale": json.dumps(stale, separators=(",", ":"))}
+            "outdated-count": str(summary["outdated"]), "endpoint-count": str(summary["endpoints"]),
+            "unreachable-count": str(summary["unreachable"]),
+            "report-path": report_path, "report-html-path": page_path,
+            "stale": json.dumps(stale, separators=(",", ":"))}
 
 
 def write_outputs(path: str | None, values: Mapping[str, str]) -> None:
@@ -280,20 +283,32 @@ def write_summary(env: Mapping[str, str], markdown: str, stdout) -> None:
 
 def write_report_file(env: Mapping[str, str], report: Report, path: str | None = None) -> str:
     """The JSON report at path (the report-file input), else in a new file under $RUNNER_TEMP."""
+    return _write_file(env, render_json(report) + "\n", path, ".json")
+
+
+def write_page_file(env: Mapping[str, str], report: Report, path: str | None = None) -> str:
+    """The report as one HTML page at path (the report-html input), else in a new file under $RUNNER_TEMP."""
+    return _write_file(env, render_page(report), path, ".html")
+
+
+def _write_file(env: Mapping[str, str], text: str, path: str | None, suffix: str) -> str:
     if path:
-        write_json_report(Path(path), render_json(report))
+        write_report(Path(path), text)
         return path
-    descriptor, path = tempfile.mkstemp(prefix="spyglass-report-", suffix=".json", dir=_runner_temp(env))
+    descriptor, path = tempfile.mkstemp(prefix="spyglass-report-", suffix=suffix, dir=_runner_temp(env))
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-        file.write(render_json(report) + "\n")
+        file.write(text)
     return path
 
 
 def annotate(commands: Commands, report: Report) -> None:
     """One warning per stale container, one error per container that could not be checked, one
-    notice per container behind a newer version."""
-    for c in report.ordered():
-        where = f"{report.endpoint}: container {c.name}"
+    notice per container behind a newer version, one error per endpoint that could not be listed."""
+    for e in report.unlisted:
+        commands.issue("error", f"{e.display_name} ({e.endpoint}) could not be listed: {e.reason}: {e.error}",
+                       title=f"Endpoint not listed {e.display_name}")
+    for e, c in report.placed():
+        where = f"{e.display_name}: container {c.name}"
         if c.status == STALE:
             local = ", ".join(short_digest(d) for d in c.local_digests) or "no digest"
             commands.issue("warning", f"{where} runs {c.image} ({local}); the tag now points to "
@@ -385,7 +400,8 @@ def _run(values: Mapping[str, object], files: SecretFiles, commands: Commands, *
         token_store = token_store_for_table(values["token_cache"])
     report = scan(config, token_store=token_store)
     report_path = write_report_file(env, report, values["report_file"])
-    write_outputs(env.get("GITHUB_OUTPUT"), output_values(report, report_path))
+    page_path = write_page_file(env, report, values["report_html"])
+    write_outputs(env.get("GITHUB_OUTPUT"), output_values(report, report_path, page_path))
     write_summary(env, render_markdown(report), stdout)
     render = {"json": render_json, "text": render_text, "markdown": render_markdown}[values["output"]]
     with commands.verbatim("spyglass report") as write:

@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
 
 def _scan(values: Mapping[str, object], *, stdout, stderr) -> int:
     from engine.report import render_json, render_markdown, render_text
-    from handler.compose import daemon_settings, run_scan, scan_config, write_json_report
+    from handler.compose import daemon_settings, render_page, run_scan, scan_config, write_json_report, write_report
     from handler.progress import TerminalProgress
 
     daemon = daemon_settings(values["host"], tls_verify=values["tls_verify"], ca=values["tls_ca"],
@@ -139,11 +139,14 @@ def _scan(values: Mapping[str, object], *, stdout, stderr) -> int:
         if progress is not None:
             progress.close()
     output = values["output"] or ("text" if _isatty(stdout) else "json")
-    render = {"json": render_json, "text": render_text, "markdown": render_markdown}[output]
+    page = render_page(report) if output == "html" or values["report_html"] else ""
+    render = {"json": render_json, "text": render_text, "markdown": render_markdown, "html": lambda _: page}[output]
     stdout.write(render(report) + ("\n" if output == "json" else ""))
     stdout.flush()
     if values["report_file"]:
         write_json_report(Path(values["report_file"]), render_json(report))
+    if values["report_html"]:
+        write_report(Path(values["report_html"]), page)
     notified = _publish(values, report, stderr)
     reason = found(report.summary, fail_on_stale=values["fail_on_stale"], fail_on_error=values["fail_on_error"],
                    fail_on_outdated=values["fail_on_outdated"])
@@ -166,7 +169,7 @@ def _publish(values: Mapping[str, object], report, stderr) -> bool:
     if values["notify"] == "change":
         from handler.statefile import StateFile
         state, current = StateFile(Path(values["state_file"])), fingerprint(report)
-        last = state.last(report.endpoint)
+        last = state.last(report.name)
     decision = decide(values["notify"], report.status, current or "", last)
     if not decision.notify:
         log.info("nothing published or sent (%s)", decision.reason)
@@ -177,7 +180,7 @@ def _publish(values: Mapping[str, object], report, stderr) -> bool:
                        prefix=values["report_prefix"])
     delivered = _notify_urls(values, report, stderr)
     if state is not None and delivered:
-        state.record(report.endpoint, current, report.finished_at)
+        state.record(report.name, current, report.finished_at)
     return delivered
 
 

@@ -99,11 +99,23 @@ def keychain(config: ScanConfig) -> Keychain:
 
 def write_json_report(path: Path, text: str) -> None:
     """The JSON report into a file the user named; a failure is a configuration error naming the file."""
+    write_report(path, text + "\n")
+
+
+def write_report(path: Path, text: str) -> None:
+    """A rendering of the report (JSON, the HTML page) into a file the user named, as it is."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n", encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(f"write report {path}: {exc.strerror or exc}") from None
+
+
+def render_page(report: Report) -> str:
+    """The report as one self-contained HTML page (engine.report_html reads its JSON document)."""
+    from engine.report_html import render_html
+
+    return render_html(report.to_dict())
 
 
 def run_scan(config: ScanConfig, *, progress: Progress | None = None,

@@ -42,7 +42,7 @@ from handler.outcome import NOTIFY_POLICIES, STATELESS_POLICIES
 CLI, ACTION, LAMBDA = "cli", "action", "lambda"
 PLACES = (CLI, ACTION, LAMBDA)
 LOG_LEVELS = ("debug", "info", "warning", "error")
-OUTPUTS = ("json", "text", "markdown")
+OUTPUTS = ("json", "text", "markdown", "html")
 
 
 # -- kinds: text in, value out, or ValueError with the reason -----------------------------
@@ -347,14 +347,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("delivery_margin", Number(at_least=0), "seconds kept back from the scan for publishing",
             (LAMBDA,), default="10", env="SPYGLASS_DELIVERY_MARGIN", group=TIME),
 
-    Setting("output", Choice(*OUTPUTS), "report format: json, text or markdown", (CLI, ACTION),
+    Setting("output", Choice(*OUTPUTS), "report format: json, text, markdown or html", (CLI, ACTION),
             defaults={ACTION: "text"}, flags=("-o", "--output"), env="SPYGLASS_OUTPUT", action_input="output",
             group=OUTPUT, shown_default="text on a terminal, json otherwise",
-            notes={CLI: "on stdout", ACTION: "of the report printed in the log"}),
+            notes={CLI: "on stdout (html: one self-contained page)",
+                   ACTION: "of the report printed in the log: json, text or markdown"},
+            kinds={ACTION: Choice(*OUTPUTS[:3], refused={"html": "is written as a file: the report-html input "
+                                                                 "and the report-html-path output"})}),
     Setting("report_file", PATH, "write the JSON report to this file", (CLI, ACTION),
             notes={CLI: "besides the report on stdout",
                    ACTION: "instead of a new file under $RUNNER_TEMP; the report-path output names it"},
             flags=("--report-file",), env="SPYGLASS_REPORT_FILE", action_input="report-file", group=OUTPUT),
+    Setting("report_html", PATH, "write the report as one self-contained HTML page to this file", (CLI, ACTION),
+            notes={CLI: "besides the report on stdout",
+                   ACTION: "instead of a new file under $RUNNER_TEMP; the report-html-path output names it"},
+            flags=("--report-html",), env="SPYGLASS_REPORT_HTML", action_input="report-html", group=OUTPUT),
     Setting("fail_on_stale", BOOL, "exit 1 when a container is stale", (CLI, ACTION), default="false",
             flags=("--fail-on-stale",), env="SPYGLASS_FAIL_ON_STALE", action_input="fail-on-stale", group=OUTPUT),
     Setting("fail_on_error", BOOL, "exit 1 when a container could not be checked", (CLI, ACTION), default="false",
@@ -379,6 +386,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("report_prefix", TEXT, "key prefix of the reports in that bucket", (CLI, ACTION, LAMBDA),
             default="reports/", flags=("--report-prefix",), env="REPORT_PREFIX", action_input="report-prefix",
             group=DELIVERY, metavar="PREFIX"),
+    Setting("report_link_expiry", Whole(low=60, high=604_800), "seconds the presigned link to the HTML report "
+            "stays valid (the page is stored in the report bucket, its link put in the SNS and notify messages)",
+            (LAMBDA,), default="86400", env="SPYGLASS_REPORT_LINK_EXPIRY", group=DELIVERY,
+            notes={LAMBDA: "at most 604800 (7 days, S3's limit); a link signed with the function's role "
+                           "credentials also ends when they expire"}),
     Setting("notify", Choice(*NOTIFY_POLICIES), "when to publish to SNS and the notify URLs: always, or stale "
             "(something stale or errored)", (CLI, ACTION, LAMBDA), default="always",
             flags=("--notify-policy", "--notify-when"), env="NOTIFY", action_input="notify", group=DELIVERY,

@@ -112,7 +112,10 @@ class AwsClients:
 
         if self._session is None:
             self._session = boto3.session.Session()
+        # S3: Signature Version 4 for presigned links too (botocore may still presign with version 2,
+        # which S3 refuses for KMS-encrypted objects and which has no 7-day bound).
+        signing = {"signature_version": "s3v4"} if service == "s3" else {}
         config = Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
                         retries={"mode": RETRY_MODE, "total_max_attempts": MAX_ATTEMPTS},
-                        max_pool_connections=self._pool, use_fips_endpoint=fips)
+                        max_pool_connections=self._pool, use_fips_endpoint=fips, **signing)
         return self._session.client(service, region_name=region, config=config)

@@ -7,7 +7,9 @@
          credentials from a secret (in memory), ECR through the function's role
       3. scan, bounded by the time Lambda leaves minus SPYGLASS_DELIVERY_MARGIN
       4. NOTIFY policy (always, stale, change against the state in DynamoDB)
-      5. publish to SNS (S3 for large reports); on failure the report goes to the log
+      5. with a report bucket, the HTML report beside the JSON report's key and a presigned
+         link to it (SPYGLASS_REPORT_LINK_EXPIRY) for the messages below
+         publish to SNS (S3 for large reports); on failure the report goes to the log
          and the invocation fails, so Lambda's retry and on-failure destination act
       6. send to the SPYGLASS_NOTIFY URLs (Apprise) within the time left; a URL that fails
          is an error in the log and in the result, and the state is not recorded, so the
@@ -138,14 +140,17 @@ def _invocation(settings, spec, scan_id: str, context, runtime: Runtime) -> dict
     if not decision.notify:
         log.info("notification skipped: %s", decision.reason)
         return result
-    result.update(_deliver(settings, runtime, report, scan_id, failure))
-    result.update(_notify_urls(settings, report, scan_id, failure, context, result.get("report_location")))
+    page = _store_page(settings, runtime, report, scan_id)
+    if page is not None:
+        result["report_page"] = page.uri
+    result.update(_deliver(settings, runtime, report, scan_id, failure, page))
+    result.update(_notify_urls(settings, report, scan_id, failure, context, result.get("report_location"), page))
     if state is not None and not result.get("notify_failed"):
         _record(state, spec.host, current, scan_id, report.finished_at)
     return result
 
 
-def _notify_urls(settings, report, scan_id: str, failure, context, location) -> dict:
+def _notify_urls(settings, report, scan_id: str, failure, context, location, page=None) -> dict:
     """The notify URLs within the time the function has left; failures named without their secrets."""
     if not settings.notify_urls:
         return {}
@@ -155,7 +160,8 @@ def _notify_urls(settings, report, scan_id: str, failure, context, location) -> 
     deadline = settings.notify_timeout if remaining is None else max(0.5, min(settings.notify_timeout,
                                                                              remaining - 1.0))
     where = location or f"the function's log (scan {scan_id})"
-    outcome = send(settings.notify_urls, report, deadline=deadline, where=where, failure=failure)
+    outcome = send(settings.notify_urls, report, deadline=deadline, where=where, failure=failure,
+                   link=page.line() if page is not None else "")
     for problem in outcome.failed:
         log.error("%s: not notified: %s", problem.target, problem.reason)
     from handler.aws import metrics
@@ -168,7 +174,7 @@ def _notify_urls(settings, report, scan_id: str, failure, context, location) -> 
 def _scan(settings, spec, runtime: Runtime, budget: float | None):
     """(report, endpoint failure message or None, token store or None)."""
     from engine.errors import DaemonError
-    from engine.report import Report
+    from engine.report import ENDPOINT_ERROR, UNREACHABLE, EndpointResult, Report
     from handler.aws.dynamodb import DynamoTokenStore
     from handler.compose import run_scan
 
@@ -183,8 +189,13 @@ def _scan(settings, spec, runtime: Runtime, budget: float | None):
                               pools=runtime.pools_for(config),
                               token_store=store, keychain_wrapper=wrapper)
         except DaemonError as exc:
-            log.error("endpoint could not be scanned: %s", exc)
-            return Report(spec.host, started, runtime.clock.now(), ()), str(exc), store
+            endpoint = EndpointResult(spec.host, failure=UNREACHABLE if exc.unreachable else ENDPOINT_ERROR,
+                                      reason=exc.reason, error=str(exc))
+            report = Report(spec.host, started, runtime.clock.now(), (endpoint,))
+    if not report.listed_any:
+        failure = "; ".join(e.error or e.status for e in report.unlisted)
+        log.error("endpoint could not be scanned: %s", failure)
+        return report, failure, store
     return report, None, store
 
 
@@ -217,9 +228,31 @@ def _scan_inputs(settings, spec, runtime: Runtime, budget: float | None):
         yield config, lambda default: EcrKeychain(registry_keychain or default, runtime.ecr_tokens)
 
 
-def _deliver(settings, runtime: Runtime, report, scan_id: str, failure) -> dict:
+def _offload(settings, runtime: Runtime):
+    """The report bucket's uploader (None without a bucket)."""
+    from handler.aws.sns import S3Offload
+
+    if not settings.report_bucket:
+        return None
+    return S3Offload(runtime.clients.client("s3"), settings.report_bucket, settings.report_prefix)
+
+
+def _store_page(settings, runtime: Runtime, report, scan_id: str):
+    """The HTML report beside the JSON report's key in the bucket, and its presigned link (None: no bucket,
+    or the upload failed; the messages then go without it)."""
+    from handler.aws.report_page import PageStore, page_key
+    from handler.compose import render_page
+
+    offload = _offload(settings, runtime)
+    if offload is None:
+        return None
+    store = PageStore(runtime.clients.client("s3"), settings.report_bucket, expires_in=settings.report_link_expiry)
+    return store.put(page_key(offload.key_for(report, scan_id)), render_page(report))
+
+
+def _deliver(settings, runtime: Runtime, report, scan_id: str, failure, page=None) -> dict:
     from handler.aws.clients import arn_region
-    from handler.aws.sns import Publisher, S3Offload, deliver, log_full_report, report_document
+    from handler.aws.sns import Publisher, deliver, log_full_report, report_document
 
     if not settings.topic_arn:
         log_full_report(report_document(report, scan_id, failure=failure), why="no SNS_TOPIC_ARN set",
@@ -227,9 +260,8 @@ def _deliver(settings, runtime: Runtime, report, scan_id: str, failure) -> dict:
         return {}
     sns = runtime.clients.client("sns", region=arn_region(settings.topic_arn))
     publisher = Publisher(sns, settings.topic_arn)  # retried by botocore alone (handler/aws/clients.py)
-    offload = S3Offload(runtime.clients.client("s3"), settings.report_bucket,
-                        settings.report_prefix) if settings.report_bucket else None
-    delivery = deliver(report, scan_id=scan_id, publisher=publisher, offload=offload, failure=failure)
+    delivery = deliver(report, scan_id=scan_id, publisher=publisher, offload=_offload(settings, runtime),
+                       failure=failure, page=page)
     return {"notified": True, "message_id": delivery.message_id, "message_bytes": delivery.size,
             "truncated": delivery.truncated,
             "report_location": delivery.location.uri if delivery.location else None}

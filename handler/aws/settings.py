@@ -40,6 +40,7 @@ class LambdaSettings:
     topic_arn: str = ""
     report_bucket: str = ""
     report_prefix: str = "reports/"
+    report_link_expiry: int = 86_400  # seconds the presigned link to the HTML report lasts
     notify: str = "always"
     token_table: str = ""  # TOKEN_CACHE=dynamodb:TABLE
     state_table: str = ""  # where NOTIFY=change keeps the last delivered state
@@ -69,7 +70,8 @@ def settings_from_env(env: Mapping[str, str]) -> LambdaSettings:
     return LambdaSettings(
         endpoint=_endpoint(values),
         topic_arn=values["sns_topic_arn"] or "", report_bucket=values["report_bucket"] or "",
-        report_prefix=values["report_prefix"] or "", notify=values["notify"], token_table=values["token_cache"],
+        report_prefix=values["report_prefix"] or "", report_link_expiry=values["report_link_expiry"],
+        notify=values["notify"], token_table=values["token_cache"],
         state_table=state_table, registry_auth_secret=values["registry_auth_secret"] or "",
         registry_ca=values["registry_ca"], registry_ca_validate=values["registry_ca_validate"],
         insecure_registries=values["insecure_registries"], concurrency=values["concurrency"],

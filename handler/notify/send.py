@@ -75,8 +75,9 @@ def load_apprise():
 
 
 def send(urls: Sequence[str], report: Report, *, deadline: float, where: str, failure: str | None = None,
-         apprise=None) -> Outcome:
-    """Send the report to every URL within ``deadline`` seconds; ``where`` says where the full report is."""
+         apprise=None, link: str = "") -> Outcome:
+    """Send the report to every URL within ``deadline`` seconds; ``where`` says where the full report is,
+    ``link`` leads each body (the HTML report's presigned link, when the Lambda stored it)."""
     apprise = apprise or load_apprise()
     redact = Redactor(urls)
     targets = [describe(url, index) for index, url in enumerate(urls, start=1)]
@@ -84,7 +85,7 @@ def send(urls: Sequence[str], report: Report, *, deadline: float, where: str, fa
     with _apprise_logs() as capture:
         try:
             futures = [pool.submit(_send_one, apprise, url, report, capture, left=deadline, where=where,
-                                   failure=failure, redact=redact) for url in urls]
+                                   failure=failure, redact=redact, link=link) for url in urls]
             wait(futures, timeout=deadline)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -101,7 +102,7 @@ def send(urls: Sequence[str], report: Report, *, deadline: float, where: str, fa
 
 
 def _send_one(apprise, url: str, report: Report, capture: "_Capture", *, left: float, where: str,
-              failure: str | None, redact: Callable[[str], str]) -> str | None:
+              failure: str | None, redact: Callable[[str], str], link: str = "") -> str | None:
     """None when the service took the message, else why not (redacted)."""
     thread = threading.get_ident()
     try:
@@ -110,7 +111,7 @@ def _send_one(apprise, url: str, report: Report, capture: "_Capture", *, left: f
             return "not a notification URL Apprise knows (see its list of services)"
         service.socket_connect_timeout = min(float(service.socket_connect_timeout), left)
         service.socket_read_timeout = min(float(service.socket_read_timeout), left)
-        body_format, message = _message(apprise, service, url, report, where=where, failure=failure)
+        body_format, message = _message(apprise, service, url, report, where=where, failure=failure, link=link)
         took = service.notify(body=message.body, title=message.title, notify_type=message.severity,
                               body_format=body_format)
     except Exception as exc:  # noqa: BLE001 - a plugin's own failure: this URL fails, the others go on
@@ -122,7 +123,7 @@ def _send_one(apprise, url: str, report: Report, capture: "_Capture", *, left: f
     return _reason(said or ["the service did not take the message"], redact)
 
 
-def _message(apprise, service, url: str, report: Report, *, where: str, failure: str | None):
+def _message(apprise, service, url: str, report: Report, *, where: str, failure: str | None, link: str = ""):
     """(Apprise body format, Message) for this service."""
     text_format = apprise.NotifyFormat.TEXT
     if scheme(url) in JSON_SCHEMES:
@@ -135,7 +136,7 @@ def _message(apprise, service, url: str, report: Report, *, where: str, failure:
     if limit > 0 and int(service.title_maxlen or 0) <= 0:  # the title goes into the body
         limit -= len(msg.title(report, failure=failure)) + 2
     body_format = apprise.NotifyFormat.MARKDOWN if rich else text_format
-    return body_format, msg.compose(report, fmt, max(limit, 0), where=where, failure=failure)
+    return body_format, msg.compose(report, fmt, max(limit, 0), where=where, failure=failure, link=link)
 
 
 def _reason(lines: list[str], redact: Callable[[str], str]) -> str:

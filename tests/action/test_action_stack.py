@@ -22,6 +22,7 @@ from engine.report import schema
 from handler.action import INPUT_DEFAULTS, OUTPUTS
 from handler.compose import run_scan
 from tests.action.runner import parse_output_file, simulate
+from tests.reportdoc import containers_of
 
 SCHEMA = schema()
 
@@ -87,7 +88,18 @@ def test_report_path_is_the_json_report_under_runner_temp(fleet_run, demo_fleet)
     assert path.parent == fleet_run.runner_temp
     report = json.loads(path.read_text())
     jsonschema.validate(report, SCHEMA)
-    assert {c["name"]: (c["status"], c["reason"]) for c in report["containers"]} == demo_fleet
+    assert {c["name"]: (c["status"], c["reason"]) for c in containers_of(report)} == demo_fleet
+
+
+def test_report_html_path_is_the_page_of_the_same_report_under_runner_temp(fleet_run):
+    from tests.html.page import parse
+
+    path = Path(fleet_run.outputs["report-html-path"])
+    assert path.parent == fleet_run.runner_temp and path.suffix == ".html"
+    summary = json.loads(Path(fleet_run.outputs["report-path"]).read_text())["summary"]
+    page = parse(path.read_text())
+    for key in ("stale", "outdated", "errors", "unreachable", "fresh", "skipped"):
+        assert int(page.by_id(f"count-{key}").text) == summary[key], key
 
 
 def test_the_stale_output_lists_the_stale_container_with_its_digests(fleet_run, stack):
@@ -131,8 +143,9 @@ def test_masks_come_before_anything_else_and_cover_the_secrets(fleet_run, stack)
 
 def test_no_secret_reaches_outputs_summary_logs_or_report(fleet_run, stack):
     report = Path(fleet_run.outputs["report-path"]).read_text()
+    page = Path(fleet_run.outputs["report-html-path"]).read_text()
     logged = [line for line in fleet_run.stdout.splitlines() if not line.startswith("::add-mask::")]
-    everything = "\n".join([fleet_run.output_file, fleet_run.summary, fleet_run.stderr, report, *logged])
+    everything = "\n".join([fleet_run.output_file, fleet_run.summary, fleet_run.stderr, report, page, *logged])
     assert "PRIVATE KEY" not in everything
     for secret in secrets_of(stack):
         assert secret not in everything
@@ -146,7 +159,8 @@ def test_the_secret_folder_was_private_while_the_scan_ran_and_is_gone_after(flee
     assert recorder.modes == {name: 0o600 for name in
                               ("tls-ca.pem", "tls-cert.pem", "tls-key.pem", "registry-ca.pem", "config.json")}
     assert not recorder.folder.exists()
-    assert [p.name for p in fleet_run.runner_temp.iterdir()] == [Path(fleet_run.outputs["report-path"]).name]
+    assert sorted(p.name for p in fleet_run.runner_temp.iterdir()) == sorted(
+        Path(fleet_run.outputs[name]).name for name in ("report-path", "report-html-path"))
 
 
 def test_the_log_shows_the_text_report_with_workflow_commands_stopped(fleet_run):
@@ -291,16 +305,17 @@ def test_action_yml_scan_step_runs_as_the_runner_would_run_it(stack, demo_fleet,
 
 
 def test_the_inputs_the_action_gained_reach_the_scan(stack, demo_fleet, tmp_path):
-    """include-stopped, concurrency, report-file, output and log-level, from the settings table."""
-    report_file = tmp_path / "workspace" / "spyglass.json"
+    """include-stopped, concurrency, report-file, report-html, output and log-level, from the settings table."""
+    report_file, page_file = tmp_path / "workspace" / "spyglass.json", tmp_path / "workspace" / "page" / "spyglass.html"
     inputs = stack_inputs(stack, ["stopped", "web-1"]) | {
         "include-stopped": "Yes", "concurrency": "2", "report-file": str(report_file), "output": "json",
-        "log-level": "debug"}
+        "log-level": "debug", "report-html": str(page_file)}
     run = simulate(tmp_path, inputs)
     assert run.code == 0, run.stdout + run.stderr
     assert run.outputs["report-path"] == str(report_file)
+    assert run.outputs["report-html-path"] == str(page_file) and "web-1" in page_file.read_text()
     report = json.loads(report_file.read_text())
-    assert {c["name"]: c["status"] for c in report["containers"]} == {"stopped": "fresh", "web-1": "fresh"}
+    assert {c["name"]: c["status"] for c in containers_of(report)} == {"stopped": "fresh", "web-1": "fresh"}
     logged = run.stdout[run.stdout.index("spyglass report"):]
     assert '"containers"' in logged  # output: json prints the JSON report in the log group
     assert "secret inputs go to" in run.stderr  # log-level: debug

@@ -148,3 +148,12 @@ def test_masks_are_printed_before_a_configuration_error(tmp_path):
     assert first == ["::add-mask::MHcCAQEEIGx0c3BpZGVyc2VjcmV0a2V5bWF0ZXJpYWwxMjM0NTY3ODkwoAoGCCqG",
                      "::add-mask::SM49AwEHoUQDQgAE0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL",
                      "::add-mask::{not json"]
+
+
+def test_output_html_is_refused_with_where_the_page_goes_instead(tmp_path):
+    from engine.errors import ConfigurationError
+    from handler.action import read_settings
+
+    with pytest.raises(ConfigurationError) as refused:
+        read_settings({env_name("output"): "html", env_name("host"): "tcp://127.0.0.1:1"}, tmp_path)
+    assert "output (Action input)" in str(refused.value) and "report-html" in str(refused.value)

@@ -4,10 +4,11 @@ import json
 from engine.report import ContainerResult, Report
 from engine.versions import Newer
 from handler.notify.message import MARKDOWN, TEXT, compose, full_report, title
+from tests.reportdoc import containers_of
 
 
 def _report(*containers, endpoint="tcp://docker-1:2376"):
-    return Report(endpoint, 1_700_000_000.0, 1_700_000_002.0, tuple(containers))
+    return Report.single(endpoint, 1_700_000_000.0, 1_700_000_002.0, tuple(containers))
 
 
 def _stale(name, image, remote="sha256:" + "ab" * 32):
@@ -56,7 +57,7 @@ def test_a_long_list_is_cut_at_a_line_with_a_pointer_to_the_full_report():
 def test_the_json_webhook_message_is_the_whole_report():
     report = _report(_stale("web", "nginx:1"))
     document = json.loads(full_report(report).body)
-    assert document["summary"]["stale"] == 1 and document["containers"][0]["name"] == "web"
+    assert document["summary"]["stale"] == 1 and containers_of(document)[0]["name"] == "web"
 
 
 def test_containers_with_newer_versions_are_grouped_by_image_and_counted_in_the_title():
@@ -67,3 +68,14 @@ def test_containers_with_newer_versions_are_grouped_by_image_and_counted_in_the_
     assert message.body.splitlines() == ["Newer versions (2)", "- nginx:1.25.3: web, web-2 (newer: 1.27.2 (minor))"]
     assert title(report) == "spyglass: tcp://docker-1:2376: 0 stale, 2 outdated, 0 errors (3 containers)"
     assert message.severity == "warning"
+
+
+def test_the_report_page_link_leads_the_body_and_survives_the_cut():
+    from engine.report import ContainerResult, Report
+    from handler.notify.message import TEXT, compose
+
+    many = tuple(ContainerResult(f"{i:064x}", f"c{i}", f"app{i}:1", "stale") for i in range(200))
+    report = Report.single("tcp://h:2376", 1_700_000_000.0, 1_700_000_001.0, many)
+    link = "Report page (link valid until 2026-12-01T22:00:00Z at the latest): https://b.example/r.html?X-Amz-Signature=ab"
+    body = compose(report, TEXT, 1000, where="s3://b/r.json", link=link).body
+    assert body.splitlines()[0] == link and "more lines" in body.splitlines()[-1] and len(body) <= 1000
