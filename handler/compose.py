@@ -10,18 +10,22 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
+from engine.apply import UpdateOptions
 from engine.authn import ANONYMOUS_KEYCHAIN, DockerConfigKeychain, Keychain
 from engine.clock import Clock, SystemClock
 from engine.daemon import DaemonSettings, DockerDaemon
+from engine.engineapi import EngineApi
 from engine.errors import ConfigurationError
+from engine.plan import Plan
 from engine.report import Report
 from engine.scan import Progress, ScanOptions, scan
 from engine.selection import Selection, normalise_names
 from engine.tlsconfig import TLSPolicy, parse_insecure_registry, read_ca_bundle
 from engine.tokens import MemoryTokenCache, TokenStore
 from engine.transport import HttpPools
+from engine.update import UpdateRun, update
 
 log = logging.getLogger("spyglass")
 
@@ -133,6 +137,20 @@ def run_scan(config: ScanConfig, *, progress: Progress | None = None,
     finally:
         if own_pools:
             pools.close()
+
+
+def run_update(config: ScanConfig, options: UpdateOptions, *, dry_run: bool = False,
+               confirm: Callable[[Plan], bool] | None = None, clock: Clock | None = None,
+               token_store: TokenStore | None = None) -> UpdateRun:
+    """`spyglass update`: the scan as run_scan builds it, then the update over the same daemon settings."""
+    api = EngineApi(config.daemon)
+    try:
+        return update(api, lambda: run_scan(config, clock=clock, token_store=token_store), options,
+                      selection=Selection(names=normalise_names(config.names), label_enable=config.label_enable,
+                                          scope=config.scope),
+                      dry_run=dry_run, confirm=confirm, keychain=keychain(config), clock=clock)
+    finally:
+        api.close()
 
 
 def _existing(path: Path) -> str | None:

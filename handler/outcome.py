@@ -1,6 +1,7 @@
 """What a run ends with, the same in the CLI, the Action and the Lambda: exit codes and notify policies.
 
-    exit codes  0 the scan completed; 1 fail-on-stale / fail-on-error found what it looks for;
+    exit codes  0 the scan completed; 1 fail-on-stale / fail-on-error found what it looks for (for
+                `spyglass update`: a container rolled back or failed);
                 2 usage or configuration error; 3 the endpoint could not be scanned;
                 4 a notification URL did not take the message and fail-on-notify-error is set
                 (1 wins when both apply); 130 interrupted
@@ -62,6 +63,11 @@ def found(summary: Mapping[str, int], *, fail_on_stale: bool, fail_on_error: boo
     if fail_on_outdated and summary.get("outdated"):
         return "outdated"
     return None
+
+
+def update_found(report: Report) -> bool:
+    """Whether an update run exits EXIT_FOUND: a container rolled back or failed."""
+    return any(c.action is not None and c.action.action in ("rolled-back", "failed") for c in report.containers)
 
 
 def fingerprint(report: Report, *, endpoint_failed: bool = False) -> str:

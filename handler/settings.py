@@ -275,9 +275,10 @@ class Setting:
         return _expand(self, kind.parse(text), home) if text else kind.empty
 
 
-ENDPOINT, SELECTION, REGISTRIES, OUTPUT, DELIVERY, TIME, NOTIFY = (
+ENDPOINT, SELECTION, REGISTRIES, OUTPUT, DELIVERY, TIME, NOTIFY, UPDATE = (
     "Docker endpoint (as the docker CLI)", "selection (Watchtower's labels)", "registries", "output",
-    "delivery (AWS; pip install 'spyglass[aws]')", "time", "notifications (pip install 'spyglass[notify]')")
+    "delivery (AWS; pip install 'spyglass[aws]')", "time", "notifications (pip install 'spyglass[notify]')",
+    "update (spyglass update; docs/update.md)")
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", HOST, "daemon address, tcp://HOST:PORT or unix:///path", (CLI, ACTION, LAMBDA),
@@ -407,6 +408,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("state_file", PATH, "where --notify-when change keeps the last delivered fingerprint per endpoint",
             (CLI,), flags=("--state-file",), env="SPYGLASS_STATE_FILE", group=NOTIFY,
             shown_default="$XDG_CACHE_HOME/spyglass/state.json"),
+
+    Setting("dry_run", BOOL, "print the plan (containers, order, target digests, hooks) and change nothing",
+            (CLI,), default="false", flags=("--dry-run",), group=UPDATE),
+    Setting("yes", BOOL, "apply without asking (a run that is not on a terminal refuses without it)", (CLI,),
+            default="false", flags=("-y", "--yes"), group=UPDATE),
+    Setting("rolling", BOOL, "one container at a time, each verified before the next is stopped",
+            (CLI,), default="false", flags=("--rolling",), env="SPYGLASS_ROLLING", group=UPDATE),
+    Setting("health_timeout", Number(above=0), "seconds a new container has to turn healthy (or, without a "
+            "health check, to stay up 2 s) before it is rolled back", (CLI,), default="60",
+            flags=("--health-timeout",), env="SPYGLASS_HEALTH_TIMEOUT", group=UPDATE),
+    Setting("stop_timeout", Whole(low=0), "seconds a container has to stop before it is killed", (CLI,),
+            flags=("--stop-timeout",), env="SPYGLASS_STOP_TIMEOUT", group=UPDATE, metavar="SECONDS",
+            shown_default="the container's own, else 10"),
+    Setting("cleanup", BOOL, "remove each replaced image once no container uses it", (CLI,), default="false",
+            flags=("--cleanup",), env="SPYGLASS_CLEANUP", group=UPDATE),
 )
 
 BY_NAME: Mapping[str, Setting] = {row.name: row for row in SETTINGS}
