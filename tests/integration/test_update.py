@@ -1,0 +1,256 @@
+"""`spyglass update` on the real stack: a TLS dockerd (--bridge=none: user-defined networks, none
+and container:X modes work), images made here with different defaults between old and new.
+
+Each test builds its own images and containers under a unique prefix, names them on the
+command line (the demo fleet is never touched), and removes them at the end, so the scan
+tests' call counts stay as they were.
+"""
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from engine.report import schema
+from handler.cli import main
+from tests.stack.images import import_image, push
+
+SCHEMA = schema()
+W = "com.centurylinklabs.watchtower."
+# PID 1 a shell that leaves on SIGTERM at once (a bare sleep would ignore it until the stop timeout).
+TRAP = 'CMD ["/bin/sh", "-c", "trap \'exit 0\' TERM; while true; do sleep 1; done"]'
+HEALTHY = 'HEALTHCHECK --interval=1s --retries=1 CMD ["/bin/sh", "-c", "exit 0"]'
+UNHEALTHY = 'HEALTHCHECK --interval=1s --retries=1 CMD ["/bin/sh", "-c", "exit 1"]'
+
+
+class App:
+    """Images and containers of one test, all removed at the end."""
+
+    def __init__(self, stack):
+        self.stack, self.client = stack, stack.daemon.admin
+        self.prefix = f"up{secrets.token_hex(3)}"
+        self.registry = stack.plain.address
+
+    def repo(self, name: str) -> str:
+        return f"{self.registry}/{self.prefix}/{name}"
+
+    def publish(self, name: str, changes: list[str]) -> tuple[str, str]:
+        """repo:1 built and pushed; (image ID, digest)."""
+        image = import_image(self.client, self.repo(name), "1", changes)
+        return image, push(self.client, self.repo(name), "1")
+
+    def stale(self, name: str, old: list[str], new: list[str]) -> tuple[str, str]:
+        """repo:1 pushed as old, then new pushed over it, and the local tag back on old (as after a
+        pull long ago); returns (old digest, new digest)."""
+        old_image, old_digest = self.publish(name, old)
+        new_image, new_digest = self.publish(name, new)
+        self.client.remove_image(new_image, force=True)
+        self.client.tag(old_image, self.repo(name), "1")
+        return old_digest, new_digest
+
+    def run(self, name: str, image: str, *, start: bool = True, **host) -> str:
+        extra = {k: host.pop(k) for k in ("environment", "command", "labels", "networking_config") if k in host}
+        host.setdefault("network_mode", "none")
+        created = self.client.create_container(self.repo(image), name=f"{self.prefix}-{name}",
+                                               host_config=self.client.create_host_config(**host), **extra)
+        if start:
+            self.client.start(created["Id"])
+        return created["Id"]
+
+    def name(self, name: str) -> str:
+        return f"{self.prefix}-{name}"
+
+    def inspect(self, name: str) -> dict:
+        return self.client.inspect_container(self.name(name))
+
+    def ours(self) -> list[str]:
+        return sorted(n.lstrip("/") for c in self.client.containers(all=True) for n in c["Names"]
+                      if n.lstrip("/").startswith(self.prefix) and "/" not in n.lstrip("/"))
+
+    def read(self, name: str, command: str) -> str:
+        run = self.client.exec_create(self.name(name), ["sh", "-c", command])
+        return self.client.exec_start(run["Id"]).decode().strip()
+
+    def update(self, *names: str, args=()) -> tuple[int, dict, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = main(["update", "--yes", "--output", "json", *self.stack.scan_args(), *args,
+                     *(self.name(n) for n in names)], env=self.stack.env(), stdout=out, stderr=err,
+                    home=Path(self.stack.workdir))
+        report = json.loads(out.getvalue()) if out.getvalue().strip() else None
+        if report is not None:
+            jsonschema.validate(report, SCHEMA)
+        return code, report, err.getvalue()
+
+    def action(self, report: dict, name: str) -> dict:
+        return {c["name"]: c for c in report["containers"]}[self.name(name)].get("action")
+
+    def remove(self) -> None:
+        for name in self.ours():
+            self.client.remove_container(name, force=True, v=True)
+        for network in self.client.networks(names=[self.prefix]):
+            self.client.remove_network(network["Id"])
+
+
+@pytest.fixture
+def app(stack):
+    made = App(stack)
+    yield made
+    made.remove()
+
+
+def test_user_settings_are_kept_image_defaults_follow_the_new_image_and_volume_data_survives(app):
+    old = [TRAP, "ENV V=one", "ENV COMMON=x", "LABEL sg.variant=one", "WORKDIR /tmp", "EXPOSE 80", HEALTHY]
+    new = [TRAP, "ENV V=two", "ENV COMMON=y", "LABEL sg.variant=two", "WORKDIR /", "EXPOSE 81", HEALTHY]
+    old_digest, new_digest = app.stale("web", old, new)
+    net = app.client.create_network(app.prefix, driver="bridge")["Id"]
+    command = ["/bin/sh", "-c", "trap 'exit 0' TERM; echo started >> /data/log; while true; do sleep 1; done"]
+    before = app.run("web", "web:1", network_mode=app.prefix, environment={"MINE": "1"}, command=command,
+                     labels={"mine": "yes"}, binds={f"{app.prefix}-data": {"bind": "/data", "mode": "rw"}},
+                     restart_policy={"Name": "unless-stopped"},
+                     networking_config=app.client.create_networking_config(
+                         {app.prefix: app.client.create_endpoint_config(aliases=["webalias"])}))
+    app.read("web", "echo kept > /data/file")
+
+    code, report, err = app.update("web")
+
+    assert code == 0, err
+    action = app.action(report, "web")
+    assert action["action"] == "updated" and action["new_digest"] == new_digest and action["old_digest"] == old_digest
+    after = app.inspect("web")
+    assert after["Id"] != before and after["State"]["Running"]
+    assert new_digest in " ".join(app.client.inspect_image(after["Image"])["RepoDigests"])
+    config = after["Config"]
+    assert config["Image"] == app.repo("web:1") and config["Cmd"] == command
+    assert sorted(config["Env"]) == sorted(["MINE=1", "V=two", "COMMON=y"])  # not V=one, COMMON=x
+    assert config["Labels"] == {"mine": "yes", "sg.variant": "two"}
+    assert config["WorkingDir"] == "/" and list(config["ExposedPorts"]) == ["81/tcp"]
+    assert after["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    assert "webalias" in after["NetworkSettings"]["Networks"][app.prefix]["Aliases"]
+    assert after["NetworkSettings"]["Networks"][app.prefix]["NetworkID"] == net
+    assert app.read("web", "read x < /data/file; echo $x") == "kept"
+    assert app.ours() == [app.name("web")]
+
+
+def test_a_new_image_whose_health_check_fails_is_rolled_back_and_nothing_is_left(app):
+    app.stale("sick", [TRAP, HEALTHY], [TRAP, UNHEALTHY])
+    before = app.run("sick", "sick:1")
+
+    code, report, err = app.update("sick", args=["--health-timeout", "20"])
+
+    assert code == 1, err
+    action = app.action(report, "sick")
+    assert action["action"] == "rolled-back" and action["reason"] == "unhealthy", action
+    after = app.inspect("sick")
+    assert after["Id"] == before and after["State"]["Running"]
+    assert app.ours() == [app.name("sick")]  # no new container, no aside name
+
+
+def test_a_new_container_that_exits_is_rolled_back(app):
+    app.stale("crash", [TRAP], ['CMD ["/bin/sh", "-c", "exit 3"]'])
+    before = app.run("crash", "crash:1")
+    code, report, _ = app.update("crash")
+    assert code == 1
+    assert app.action(report, "crash")["action"] == "rolled-back"
+    assert app.action(report, "crash")["reason"] == "exited"
+    assert app.inspect("crash")["Id"] == before and app.ours() == [app.name("crash")]
+
+
+def test_a_dependency_chain_stops_in_reverse_and_starts_in_order(app):
+    for name in ("db", "api"):
+        app.stale(name, [TRAP, HEALTHY, f"ENV V={name}1"], [TRAP, HEALTHY, f"ENV V={name}2"])
+    app.publish("web", [TRAP])
+    app.client.create_network(app.prefix, driver="bridge")
+    app.run("db", "db:1", network_mode=app.prefix)
+    app.run("api", "api:1", network_mode=app.prefix, labels={W + "depends-on": app.name("db")})
+    app.run("web", "web:1", network_mode=f"container:{app.name('api')}")  # fresh, but in api's namespace
+    since = time.time()
+
+    code, report, err = app.update("db", "api", "web")
+    until = time.time() + 1
+
+    assert code == 0, err
+    assert [app.action(report, n)["action"] for n in ("db", "api", "web")] == ["updated"] * 3
+    events = app.client.events(since=int(since) - 1, until=int(until) + 1, decode=True,
+                               filters={"type": "container", "event": ["stop", "start"]})
+    seen = [(e["Action"], e["Actor"]["Attributes"]["name"]) for e in events
+            if e["Actor"]["Attributes"]["name"].startswith(app.prefix) and e["timeNano"] >= since * 1e9]
+    assert [n for a, n in seen if a == "stop"] == [app.name("web"), app.name("api"), app.name("db")]
+    assert [n for a, n in seen if a == "start"] == [app.name("db"), app.name("api"), app.name("web")]
+    api = app.inspect("api")
+    assert app.inspect("web")["HostConfig"]["NetworkMode"] == f"container:{api['Id']}"
+    assert app.inspect("web")["State"]["Running"]
+
+
+def test_hooks_run_once_each_in_order(app):
+    app.stale("hooked", [TRAP, HEALTHY, "ENV V=1"], [TRAP, HEALTHY, "ENV V=2"])
+    labels = {W + f"lifecycle.{stage}": f"echo {stage} >> /data/hooks"
+              for stage in ("pre-check", "pre-update", "post-update", "post-check")}
+    app.run("hooked", "hooked:1", labels=labels, binds={f"{app.prefix}-hooks": {"bind": "/data", "mode": "rw"}})
+
+    code, report, err = app.update("hooked")
+
+    assert code == 0, err
+    assert app.action(report, "hooked")["action"] == "updated"
+    lines = app.read("hooked", "while read l; do echo $l; done < /data/hooks").splitlines()
+    assert lines == ["pre-check", "pre-update", "post-update", "post-check"]
+
+
+def test_a_failing_pre_update_hook_leaves_the_container_untouched(app):
+    app.stale("refuses", [TRAP, "ENV V=1"], [TRAP, "ENV V=2"])
+    before = app.run("refuses", "refuses:1", labels={W + "lifecycle.pre-update": "exit 1"})
+
+    code, report, err = app.update("refuses")
+
+    action = app.action(report, "refuses")
+    assert action["action"] == "skipped" and action["reason"] == "pre-update-hook-failed", action
+    after = app.inspect("refuses")
+    assert after["Id"] == before and after["State"]["Running"] and after["State"]["StartedAt"]
+    assert app.ours() == [app.name("refuses")]
+
+
+def test_dry_run_changes_nothing_and_monitor_only_and_disabled_are_never_touched(app):
+    for name in ("plain", "watched", "off"):
+        app.stale(name, [TRAP, "ENV V=1"], [TRAP, "ENV V=2"])
+    ids = {"plain": app.run("plain", "plain:1"),
+           "watched": app.run("watched", "watched:1", labels={W + "monitor-only": "true"}),
+           "off": app.run("off", "off:1", labels={W + "enable": "false"})}
+    mark = app.stack.daemon.mark()
+
+    code, report, err = app.update("plain", "watched", "off", args=["--dry-run"])
+
+    assert code == 0, err
+    calls = app.stack.daemon.api_calls_since(mark)
+    assert calls and {c.method for c in calls} == {"GET"}, calls  # lists and inspects only
+    assert app.action(report, "plain")["action"] == "planned"
+    assert app.action(report, "watched") == {"action": "skipped", "reason": "monitor-only", "error": None,
+                                             "old_digest": None, "new_digest": None, "duration_ms": None}
+
+    code, report, err = app.update("plain", "watched", "off")
+
+    assert code == 0, err
+    assert app.action(report, "plain")["action"] == "updated"
+    assert app.action(report, "watched")["action"] == "skipped"
+    assert app.inspect("watched")["Id"] == ids["watched"] and app.inspect("off")["Id"] == ids["off"]
+    assert app.inspect("plain")["Id"] != ids["plain"]
+
+
+def test_the_engine_api_calls_per_container_are_constant(app):
+    groups = (["c1"], ["c2", "c3"], ["c4", "c5", "c6"])
+    counts = []
+    for group in groups:
+        for name in group:
+            app.stale(name, [TRAP, HEALTHY, "ENV V=1"], [TRAP, HEALTHY, "ENV V=2"])
+            app.run(name, f"{name}:1")
+        mark = app.stack.daemon.mark()
+        code, report, err = app.update(*group)
+        assert code == 0, err
+        assert {app.action(report, n)["action"] for n in group} == {"updated"}
+        calls = app.stack.daemon.api_calls_since(mark)
+        counts.append(len(calls))
+    # a fixed cost per run, plus the same number of calls for each container
+    assert counts[2] - counts[1] == counts[1] - counts[0] > 0, counts
