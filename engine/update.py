@@ -47,6 +47,9 @@ def update(api: EngineApi, run_scan: Callable[[], Report], options: UpdateOption
         return UpdateRun(_annotated(report, {**recovered, **actions}, plan, known), plan, confirmed=False)
     done = execute(api, plan, options, inspects, images, {k.id: k.name for k in known},
                    auth=pull_auth(keychain), clock=clock)
+    for name, found in recovered.items():  # reversed, then updated: the report says both
+        if name in done and done[name].reason is None:
+            done[name] = replace(done[name], reason=found.reason)
     return UpdateRun(_annotated(report, {**recovered, **done}, plan, known), plan, confirmed=True)
 
 
