@@ -194,9 +194,8 @@ def _output(values: Mapping[str, object], stdout) -> str:
 
 def _update(values: Mapping[str, object], *, stdout, stderr, stdin) -> int:
     """Scan, plan, ask (unless --yes or --dry-run), apply; the report carries each container's action."""
-    from engine.apply import UpdateOptions
     from engine.plan import describe
-    from handler.compose import run_update
+    from handler.compose import run_update, update_options
     from handler.outcome import update_found
 
     interactive = _isatty(stdin) and _isatty(stderr)
@@ -214,10 +213,7 @@ def _update(values: Mapping[str, object], *, stdout, stderr, stdin) -> int:
         stderr.flush()
         return stdin.readline().strip().lower() in ("y", "yes")
 
-    options = UpdateOptions(rolling=values["rolling"], health_timeout=values["health_timeout"],
-                            stop_timeout=values["stop_timeout"], cleanup=values["cleanup"],
-                            pull_concurrency=values["concurrency"])
-    run = run_update(_config(values), options, dry_run=values["dry_run"],
+    run = run_update(_config(values), update_options(values), dry_run=values["dry_run"],
                      confirm=None if values["yes"] or values["dry_run"] else confirm,
                      token_store=_token_store(values))
     if values["dry_run"]:

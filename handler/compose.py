@@ -139,16 +139,28 @@ def run_scan(config: ScanConfig, *, progress: Progress | None = None,
             pools.close()
 
 
+def update_options(values: Mapping[str, object]) -> UpdateOptions:
+    """The update's options from resolved settings (the same rows in the CLI, the Action and the Lambda)."""
+    return UpdateOptions(rolling=values["rolling"], health_timeout=values["health_timeout"],
+                         stop_timeout=values["stop_timeout"], cleanup=values["cleanup"],
+                         pull_concurrency=values["concurrency"])
+
+
 def run_update(config: ScanConfig, options: UpdateOptions, *, dry_run: bool = False,
                confirm: Callable[[Plan], bool] | None = None, clock: Clock | None = None,
-               token_store: TokenStore | None = None) -> UpdateRun:
-    """`spyglass update`: the scan as run_scan builds it, then the update over the same daemon settings."""
+               keychain_wrapper=None, **scan_collaborators) -> UpdateRun:
+    """`spyglass update`: the scan as run_scan builds it (``scan_collaborators`` go to it), then the
+    update over the same daemon settings, pulling with the same credentials."""
+    credentials = keychain(config)
+    if keychain_wrapper is not None:
+        credentials = keychain_wrapper(credentials)
     api = EngineApi(config.daemon)
     try:
-        return update(api, lambda: run_scan(config, clock=clock, token_store=token_store), options,
+        return update(api, lambda: run_scan(config, clock=clock, keychain_wrapper=keychain_wrapper,
+                                            **scan_collaborators), options,
                       selection=Selection(names=normalise_names(config.names), label_enable=config.label_enable,
                                           scope=config.scope),
-                      dry_run=dry_run, confirm=confirm, keychain=keychain(config), clock=clock)
+                      dry_run=dry_run, confirm=confirm, keychain=credentials, clock=clock)
     finally:
         api.close()
 

@@ -67,7 +67,17 @@ def found(summary: Mapping[str, int], *, fail_on_stale: bool, fail_on_error: boo
 
 def update_found(report: Report) -> bool:
     """Whether an update run exits EXIT_FOUND: a container rolled back or failed."""
-    return any(c.action is not None and c.action.action in ("rolled-back", "failed") for c in report.containers)
+    counts = action_counts(report)
+    return bool(counts.get("rolled-back") or counts.get("failed"))
+
+
+def action_counts(report: Report) -> dict[str, int]:
+    """Containers per update action (updated, rolled-back...); empty for a scan."""
+    counts: dict[str, int] = {}
+    for container in report.containers:
+        if container.action is not None:
+            counts[container.action.action] = counts.get(container.action.action, 0) + 1
+    return counts
 
 
 def fingerprint(report: Report, *, endpoint_failed: bool = False) -> str:

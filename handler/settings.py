@@ -413,16 +413,22 @@ SETTINGS: tuple[Setting, ...] = (
             (CLI,), default="false", flags=("--dry-run",), group=UPDATE),
     Setting("yes", BOOL, "apply without asking (a run that is not on a terminal refuses without it)", (CLI,),
             default="false", flags=("-y", "--yes"), group=UPDATE),
+    Setting("apply", BOOL, "update the stale containers the scan finds (pull by digest, recreate, verify, roll "
+            "back), as `spyglass update --yes`", (ACTION, LAMBDA), default="false", env="APPLY",
+            action_input="apply", group=UPDATE),
     Setting("rolling", BOOL, "one container at a time, each verified before the next is stopped",
-            (CLI,), default="false", flags=("--rolling",), env="SPYGLASS_ROLLING", group=UPDATE),
+            (CLI, ACTION, LAMBDA), default="false", flags=("--rolling",), env="SPYGLASS_ROLLING",
+            action_input="rolling", group=UPDATE),
     Setting("health_timeout", Number(above=0), "seconds a new container has to turn healthy (or, without a "
-            "health check, to stay up 2 s) before it is rolled back", (CLI,), default="60",
-            flags=("--health-timeout",), env="SPYGLASS_HEALTH_TIMEOUT", group=UPDATE),
-    Setting("stop_timeout", Whole(low=0), "seconds a container has to stop before it is killed", (CLI,),
-            flags=("--stop-timeout",), env="SPYGLASS_STOP_TIMEOUT", group=UPDATE, metavar="SECONDS",
+            "health check, to stay up 2 s) before it is rolled back", (CLI, ACTION, LAMBDA), default="60",
+            flags=("--health-timeout",), env="SPYGLASS_HEALTH_TIMEOUT", action_input="health-timeout",
+            group=UPDATE),
+    Setting("stop_timeout", Whole(low=0), "seconds a container has to stop before it is killed",
+            (CLI, ACTION, LAMBDA), flags=("--stop-timeout",), env="SPYGLASS_STOP_TIMEOUT",
+            action_input="stop-timeout", group=UPDATE, metavar="SECONDS",
             shown_default="the container's own, else 10"),
-    Setting("cleanup", BOOL, "remove each replaced image once no container uses it", (CLI,), default="false",
-            flags=("--cleanup",), env="SPYGLASS_CLEANUP", group=UPDATE),
+    Setting("cleanup", BOOL, "remove each replaced image once no container uses it", (CLI, ACTION, LAMBDA),
+            default="false", flags=("--cleanup",), env="SPYGLASS_CLEANUP", action_input="cleanup", group=UPDATE),
 )
 
 BY_NAME: Mapping[str, Setting] = {row.name: row for row in SETTINGS}

@@ -54,6 +54,8 @@ class LambdaSettings:
     log_level: str = "info"
     notify_urls: tuple[str, ...] = ()  # Apprise URLs: secrets, never logged
     notify_timeout: float = 30.0
+    apply: bool = False  # APPLY: update what the scan finds (docs/update.md)
+    update: Mapping[str, object] | None = None  # the update rows' values (handler.compose.update_options)
 
 
 def settings_from_env(env: Mapping[str, str]) -> LambdaSettings:
@@ -73,7 +75,11 @@ def settings_from_env(env: Mapping[str, str]) -> LambdaSettings:
         registry_ca=values["registry_ca"], registry_ca_validate=values["registry_ca_validate"],
         insecure_registries=values["insecure_registries"], concurrency=values["concurrency"],
         versions=values["versions"], timeout=values["timeout"], delivery_margin=values["delivery_margin"],
-        log_level=values["log_level"], notify_urls=values["notify_urls"], notify_timeout=values["notify_timeout"])
+        log_level=values["log_level"], notify_urls=values["notify_urls"], notify_timeout=values["notify_timeout"],
+        apply=values["apply"], update={name: values[name] for name in _UPDATE_ROWS})
+
+
+_UPDATE_ROWS = ("rolling", "health_timeout", "stop_timeout", "cleanup", "concurrency")
 
 
 def early_log_level(env: Mapping[str, str]) -> str:

@@ -10,7 +10,8 @@ the whole is larger, the full JSON report goes to S3 (when a bucket is set) and
 the message keeps the summary, the stale and errored containers and the
 object's location, with ``truncated: true``; if even those do not fit, as many
 as fit are kept and ``omitted_containers`` says how many are left out. Subscribers
-can filter on the attributes endpoint, status, stale_count, error_count.
+can filter on the attributes endpoint, status, stale_count, error_count (and, for an update
+run, updated_count and rolled_back_count).
 
 Publishing is one call: botocore retries it on throttling, 5xx answers and
 connection errors (standard mode, ``MAX_ATTEMPTS`` attempts with jittered
@@ -35,6 +36,7 @@ from engine.errors import SpyglassError
 from engine.report import ERROR, STALE, Report, render_text, summary_line
 from engine.text import one_line
 from handler.aws.clients import aws_errors, error_code, is_temporary
+from handler.outcome import action_counts
 
 log = logging.getLogger("spyglass.aws")
 
@@ -175,6 +177,10 @@ def attributes(report: Report, scan_id: str, failure: str | None, truncated: boo
               "scanned_count": ("Number", str(s["scanned"])), "outdated_count": ("Number", str(s["outdated"])),
               "scan_id": ("String", scan_id),
               "truncated": ("String", "true" if truncated else "false")}
+    actions = action_counts(report)
+    if actions:  # an update run (APPLY): what it did, for a subscription filter
+        values["updated_count"] = ("Number", str(actions.get("updated", 0)))
+        values["rolled_back_count"] = ("Number", str(actions.get("rolled-back", 0)))
     return {name: {"DataType": kind, "StringValue": value} for name, (kind, value) in values.items()}
 
 

@@ -23,7 +23,7 @@ from engine.selection import Selection
 from engine.update import update
 from handler.cli import main
 from handler.compose import ScanConfig, run_scan
-from tests.stack import DockerDaemon
+from tests.stack import DockerDaemon, leftovers
 from tests.stack.images import import_image, push
 
 TRAP = 'CMD ["/bin/sh", "-c", "trap \'exit 0\' TERM; while true; do sleep 1; done"]'
@@ -54,6 +54,8 @@ def daemons(stack, tmp_path):
     yield start
     for daemon in reversed(made):  # the restarted one first: the first one's leftovers are killed already
         daemon.stop()
+    # The killed dockerd left its data root mounted on itself (a clean stop unmounts it).
+    leftovers.unmount_below(tmp_path)
 
 
 def test_a_daemon_killed_between_rename_and_start_loses_no_container(stack, daemons):
