@@ -1,11 +1,12 @@
 """Carrying out a Plan on one endpoint, container by container, never losing one.
 
-Outline (default order; --rolling does stop-then-start for one step before the next):
+Outline (default order: the steps of one dependency level side by side, up to --concurrency;
+--rolling does stop-then-start for one step before the next, each verified first):
     pre-check hooks of every step
     → pull each target by the digest the scan saw, side by side (bounded), and tag it as configured
-    → stop in reverse order: pre-update hook (a failure skips the step), stop with the container's
+    → stop level by level, the last level first: pre-update hook (a failure skips the step), stop with the container's
       own signal and timeout, rename it aside (NAME.spyglass-old, engine/aside.py)
-    → start in order: create NAME from the derived configuration (engine/recreate.py), connect its
+    → start level by level, the first first: create NAME from the derived configuration (engine/recreate.py), connect its
       other networks, start it while watching its events (engine/verify.py)
         up      → remove the old container, post-update hook: updated
         not up  → remove the new one, rename the old one back, start it: rolled-back
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Mapping, TypeVar
 
 from .aside import aside_name
 from .clock import Clock, SystemClock
@@ -33,6 +34,7 @@ from .verify import has_health_check, watch
 
 log = logging.getLogger("spyglass.update")
 DEFAULT_STOP_TIMEOUT = 10  # seconds, docker's own default
+T, R = TypeVar("T"), TypeVar("R")
 
 # The daemon's X-Registry-Auth for a pull of this reference (None: anonymous).
 PullAuth = Callable[[Reference], Mapping[str, str] | None]
@@ -80,16 +82,37 @@ def execute(api: EngineApi, plan: Plan, options: UpdateOptions, inspects: Mappin
             if runner.stop(work):
                 runner.start(work)
     else:
-        stopped = {id(w) for w in reversed(active) if runner.stop(w)}
-        for work in active:
-            if id(work) in stopped:
-                runner.start(work)
+        levels = _levels(active)
+        stopped: list[_Work] = []
+        for level in reversed(levels):
+            stopped += [w for w, ok in zip(level, side_by_side(runner.stop, level, options.pull_concurrency)) if ok]
+        for level in levels:
+            side_by_side(runner.start, [w for w in level if w in stopped], options.pull_concurrency)
     for work in works:
         if work.action is not None and work.action.action == "updated":
             runner.hook(work, "post-check", work.new_id)
     if options.cleanup:
         runner.clean_up(works)
     return {w.step.name: w.action or Action("failed", "not-run") for w in works}
+
+
+def _levels(works: list[_Work]) -> list[list[_Work]]:
+    """Steps grouped by depth in the dependency order: a level needs only the levels before it."""
+    depth: dict[str, int] = {}
+    for work in works:  # in start order, so every dependency's depth is known first
+        depth[work.step.name] = 1 + max((depth.get(name, -1) for name in work.step.after), default=-1)
+    levels: list[list[_Work]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for work in works:
+        levels[depth[work.step.name]].append(work)
+    return levels
+
+
+def side_by_side(work: Callable[[T], R], items: list[T], concurrency: int) -> list[R]:
+    """work(item) for each item, up to concurrency at once; the results in the items' order."""
+    if len(items) <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max(1, min(concurrency, len(items))), thread_name_prefix="spyglass-update") as pool:
+        return list(pool.map(work, items))
 
 
 class _Runner:

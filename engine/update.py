@@ -3,8 +3,8 @@
 Outline:
     list containers; finish or reverse any interrupted update (engine/recover.py)
     → the scan (the caller's: the same options and collaborators as `spyglass scan`)
-    → plan from its stale containers and a fresh list (engine/plan.py); one inspect per step and
-      per distinct image, which also tells volumes_from (then the order is planned again)
+    → plan from its stale containers and the list (engine/plan.py); one inspect per step and per
+      distinct image, side by side, which also tells volumes_from (then the order is planned again)
     → dry run: each step "planned"; refused at the prompt: nothing done
     → execute (engine/apply.py)
     → the scan's report with an Action on every container the run touched, planned or skipped
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from .apply import PullAuth, UpdateOptions, execute
+from .apply import PullAuth, UpdateOptions, execute, side_by_side
 from .authn import ANONYMOUS_KEYCHAIN, Keychain
 from .clock import Clock
 from .engineapi import EngineApi, EngineCallError
@@ -41,7 +41,7 @@ def update(api: EngineApi, run_scan: Callable[[], Report], options: UpdateOption
     report = run_scan()
     if recovered:
         known = _known(api)
-    plan, inspects, images = _planned(api, report, known, selection)
+    plan, inspects, images = _planned(api, report, known, selection, options.pull_concurrency)
     if dry_run or (confirm is not None and not confirm(plan)):
         actions = {s.name: Action("planned", s.kind, None, s.old_digest, s.new_digest) for s in plan.steps}
         return UpdateRun(_annotated(report, {**recovered, **actions}, plan, known), plan, confirmed=False)
@@ -57,25 +57,22 @@ def _known(api: EngineApi) -> tuple[Known, ...]:
     return tuple(Known.from_summary(summary) for summary in api.list_containers())
 
 
-def _planned(api: EngineApi, report: Report, known: tuple[Known, ...],
-             selection: Selection) -> tuple[Plan, dict[str, dict], dict[str, dict]]:
+def _planned(api: EngineApi, report: Report, known: tuple[Known, ...], selection: Selection,
+             concurrency: int) -> tuple[Plan, dict[str, dict], dict[str, dict]]:
     """The plan, with each step's container inspect and each distinct image's inspect."""
     dependents = replace(selection, names=frozenset())  # a dependent need not be named to be restarted
     plan = make_plan(report.containers, known, dependents)
     inspects: dict[str, dict] = {}
     for _ in range(2):  # volumes_from is known only from inspects; planning again may add a step
-        for step in plan.steps:
-            if step.name not in inspects:
-                inspects[step.name] = _inspected(api.inspect_container, step.id)
+        missing = [step for step in plan.steps if step.name not in inspects]
+        answers = side_by_side(lambda step: _inspected(api.inspect_container, step.id), missing, concurrency)
+        inspects.update({step.name: answer for step, answer in zip(missing, answers)})
         volumes_from = {name: tuple((i.get("HostConfig") or {}).get("VolumesFrom") or ())
                         for name, i in inspects.items() if i}
         plan = make_plan(report.containers, known, dependents, volumes_from)
-    images = {}
-    for image_id in {i.get("Image") for i in inspects.values() if i.get("Image")}:
-        answer = _inspected(api.inspect_image, image_id)
-        if answer:
-            images[image_id] = answer
-    return plan, inspects, images
+    image_ids = sorted({i.get("Image") for i in inspects.values() if i.get("Image")})
+    answers = side_by_side(lambda image_id: _inspected(api.inspect_image, image_id), image_ids, concurrency)
+    return plan, inspects, {image_id: answer for image_id, answer in zip(image_ids, answers) if answer}
 
 
 def _inspected(call, ident: str) -> dict:

@@ -254,3 +254,19 @@ def test_the_engine_api_calls_per_container_are_constant(app):
         counts.append(len(calls))
     # a fixed cost per run, plus the same number of calls for each container
     assert counts[2] - counts[1] == counts[1] - counts[0] > 0, counts
+
+
+@pytest.mark.parametrize("rolling", [False, True])
+def test_default_order_stops_everything_first_and_rolling_one_container_at_a_time(app, rolling):
+    for name in ("r1", "r2"):
+        app.stale(name, [TRAP, HEALTHY, "ENV V=1"], [TRAP, HEALTHY, "ENV V=2"])
+        app.run(name, f"{name}:1")
+    since = time.time()
+    code, report, err = app.update("r1", "r2", args=["--rolling"] if rolling else [])
+    until = time.time()
+    assert code == 0, err
+    events = app.client.events(since=int(since) - 1, until=int(until) + 2, decode=True,
+                               filters={"type": "container", "event": ["stop", "start"]})
+    seen = [e["Action"] for e in events if e["Actor"]["Attributes"]["name"].startswith(app.prefix)
+            and e["timeNano"] >= since * 1e9]
+    assert seen == (["stop", "start", "stop", "start"] if rolling else ["stop", "stop", "start", "start"])
