@@ -25,8 +25,7 @@ from handler.cli import main
 from handler.compose import ScanConfig, run_scan
 from tests.stack import DockerDaemon, leftovers
 from tests.stack.images import import_image, push
-
-TRAP = 'CMD ["/bin/sh", "-c", "trap \'exit 0\' TERM; while true; do sleep 1; done"]'
+from tests.stack.updates import TRAP
 
 
 def settings_of(daemon: DockerDaemon) -> DaemonSettings:
