@@ -118,7 +118,7 @@ def _reset(stack: DistantStack, names: list[str], repositories: list[str], image
 
 
 def _run(stack: DistantStack, argv: list[str]) -> dict:
-    mark = stack.daemon.mark()
+    mark, connections_mark = stack.daemon.mark(), stack.network.mark()
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "handler.cli", *argv, "--output", "json"], cwd=REPO_ROOT,
                           env=os.environ | stack.env(), capture_output=True, text=True, timeout=900)
@@ -126,8 +126,10 @@ def _run(stack: DistantStack, argv: list[str]) -> dict:
     report = json.loads(done.stdout) if done.stdout.strip() else {}
     actions = Counter((c.get("action") or {}).get("action") for c in report.get("containers", ()))
     calls = Counter(_kind(call.method, call.path) for call in stack.daemon.api_calls_since(mark))
+    connections = Counter(record.front for record in stack.network.records_since(connections_mark))
     return {"wall_s": round(wall, 3), "exit": done.returncode, "actions": {str(a): n for a, n in actions.items() if a},
             "calls": dict(sorted(calls.items())), "calls_total": sum(calls.values()),
+            "connections": dict(sorted(connections.items())),
             "stderr_tail": done.stderr[-400:] if done.returncode else ""}
 
 
