@@ -124,7 +124,8 @@ def _run(stack: DistantStack, argv: list[str]) -> dict:
                           env=os.environ | stack.env(), capture_output=True, text=True, timeout=900)
     wall = time.monotonic() - started
     report = json.loads(done.stdout) if done.stdout.strip() else {}
-    actions = Counter((c.get("action") or {}).get("action") for c in report.get("containers", ()))
+    containers = [c for endpoint in report.get("endpoints", ()) for c in endpoint["containers"]]
+    actions = Counter((c.get("action") or {}).get("action") for c in containers)
     calls = Counter(_kind(call.method, call.path) for call in stack.daemon.api_calls_since(mark))
     connections = Counter(record.front for record in stack.network.records_since(connections_mark))
     return {"wall_s": round(wall, 3), "exit": done.returncode, "actions": {str(a): n for a, n in actions.items() if a},

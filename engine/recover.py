@@ -49,8 +49,10 @@ def recover(api: EngineApi, known: tuple[Known, ...]) -> dict[str, Action]:
 
 def mark_interrupted(report: Report) -> Report:
     """A scan's report with each aside container marked: an update was cut short there."""
-    containers = tuple(
-        replace(c, action=Action("failed", "interrupted-update", f"an update of {original_name(c.name)} was cut "
-                                 "short; `spyglass update` finishes or reverses it"))
-        if original_name(c.name) else c for c in report.containers)
-    return replace(report, containers=containers)
+    def marked(c):
+        if not original_name(c.name):
+            return c
+        return replace(c, action=Action("failed", "interrupted-update", f"an update of {original_name(c.name)} was "
+                                        "cut short; `spyglass update` finishes or reverses it"))
+    return replace(report, endpoints=tuple(replace(e, containers=tuple(map(marked, e.containers)))
+                                           for e in report.endpoints))

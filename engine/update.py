@@ -97,12 +97,19 @@ def pull_auth(keychain: Keychain) -> PullAuth:
 
 def _annotated(report: Report, actions: dict[str, Action], plan: Plan, known: tuple[Known, ...]) -> Report:
     """Each action on its container; a skip from the plan too; a container the scan did not show
-    (a restarted dependent outside the names given) is added as skipped, not-selected."""
+    (a restarted dependent outside the names given) is added as skipped, not-selected. The report
+    is the scan of this one endpoint (a fleet of one)."""
     actions = {**{s.name: Action("skipped", s.reason, s.detail or None) for s in plan.skipped}, **actions}
-    containers = [replace(c, action=actions.pop(c.name)) if c.name in actions else c for c in report.containers]
+    endpoints = []
+    for endpoint in report.endpoints:
+        containers = [replace(c, action=actions.pop(c.name)) if c.name in actions else c for c in endpoint.containers]
+        endpoints.append(replace(endpoint, containers=tuple(containers)))
     by_name = {k.name: k for k in known}
+    extra = []
     for name, action in sorted(actions.items()):
         k = by_name.get(name)
-        containers.append(ContainerResult(k.id if k else "", name, k.image if k else "", SKIPPED, "not-selected",
-                                          action=action))
-    return replace(report, containers=tuple(containers))
+        extra.append(ContainerResult(k.id if k else "", name, k.image if k else "", SKIPPED, "not-selected",
+                                     action=action))
+    if extra and endpoints:
+        endpoints[0] = replace(endpoints[0], containers=endpoints[0].containers + tuple(extra))
+    return replace(report, endpoints=tuple(endpoints))

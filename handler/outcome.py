@@ -2,17 +2,18 @@
 
     exit codes  0 the scan completed; 1 fail-on-stale / fail-on-error found what it looks for (for
                 `spyglass update`: a container rolled back or failed);
-                2 usage or configuration error; 3 the endpoint could not be scanned;
+                2 usage or configuration error; 3 no endpoint could be listed;
                 4 a notification URL did not take the message and fail-on-notify-error is set
                 (1 wins when both apply); 130 interrupted
     policies    always  every scan is published
                 stale   only when something is stale or errored (status stale or errors)
                 change  only when the stale or errored set differs from the last delivered report;
                         it needs stored state: the Lambda's DynamoDB table, the CLI's state file
-    fingerprint what `change` compares: a digest of the stale containers (by name and remote
-                digest), the errored ones (by name and reason) and the endpoint's own
-                reachability, so the order of containers, fresh ones coming and going, and
-                timings never count as a change
+    fingerprint what `change` compares, over the whole fleet: a digest of the stale containers
+                (by endpoint, name and remote digest), the errored ones (by endpoint, name and
+                reason), the newer versions proposed (by endpoint, name and proposal) and the
+                endpoints not listed (by address and reason), so the order of endpoints and
+                containers, fresh ones coming and going, and timings never count as a change
 """
 from __future__ import annotations
 
@@ -47,18 +48,19 @@ def decide(policy: str, status: str, current: str = "", last: str | None = None)
     if policy == "stale":
         return Decision(status != "ok", status if status != "ok" else "nothing stale or errored")
     if last is None:
-        return Decision(True, "first report for this endpoint")
+        return Decision(True, "first report for this fleet")
     if current != last:
-        return Decision(True, "stale or errored containers changed")
+        return Decision(True, "stale, errored or outdated containers or unlisted endpoints changed")
     return Decision(False, "unchanged since the last delivered report")
 
 
 def found(summary: Mapping[str, int], *, fail_on_stale: bool, fail_on_error: bool,
           fail_on_outdated: bool = False) -> str | None:
-    """Why the run exits EXIT_FOUND ("stale", "errors" or "outdated"), or None."""
+    """Why the run exits EXIT_FOUND ("stale", "errors" or "outdated"), or None; an endpoint not
+    listed counts as an error."""
     if fail_on_stale and summary["stale"]:
         return "stale"
-    if fail_on_error and summary["errors"]:
+    if fail_on_error and (summary["errors"] or summary.get("unreachable")):
         return "errors"
     if fail_on_outdated and summary.get("outdated"):
         return "outdated"
@@ -81,8 +83,17 @@ def action_counts(report: Report) -> dict[str, int]:
 
 
 def fingerprint(report: Report, *, endpoint_failed: bool = False) -> str:
-    """The digest `change` compares with the last delivered one (the same for DynamoDB and the state file)."""
-    stale = sorted([c.name, c.remote_digest or ""] for c in report.containers if c.status == STALE)
-    errors = sorted([c.name, c.reason or ""] for c in report.containers if c.status == ERROR)
-    text = json.dumps({"stale": stale, "errors": errors, "endpoint_failed": endpoint_failed}, sort_keys=True)
+    """The digest `change` compares with the last delivered one (the same for DynamoDB and the state file).
+
+    endpoint_failed: the run could not scan at all (a fleet of one whose endpoint was not listed
+    counts the same through its endpoint entry; the flag stays for callers that know it apart).
+    """
+    placed = report.placed()
+    stale = sorted([e.endpoint, c.name, c.remote_digest or ""] for e, c in placed if c.status == STALE)
+    errors = sorted([e.endpoint, c.name, c.reason or ""] for e, c in placed if c.status == ERROR)
+    outdated = sorted([e.endpoint, c.name, c.newer.to_dict()] for e, c in placed if c.outdated)
+    unlisted = sorted([e.endpoint, e.reason or ""] for e in report.unlisted)
+    failed = endpoint_failed or (bool(report.endpoints) and not report.listed_any)
+    text = json.dumps({"stale": stale, "errors": errors, "outdated": outdated, "unlisted": unlisted,
+                       "endpoint_failed": failed}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()

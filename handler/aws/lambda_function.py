@@ -151,7 +151,7 @@ def _notify_urls(settings, report, scan_id: str, failure, context, location) -> 
 def _scan(settings, spec, runtime: Runtime, budget: float | None):
     """(report, endpoint failure message or None, token store or None)."""
     from engine.errors import DaemonError
-    from engine.report import Report
+    from engine.report import ENDPOINT_ERROR, UNREACHABLE, EndpointResult, Report
     from handler.aws.dynamodb import DynamoTokenStore
     from handler.compose import run_scan, run_update, update_options
 
@@ -169,8 +169,13 @@ def _scan(settings, spec, runtime: Runtime, budget: float | None):
             else:
                 report = run_scan(config, **collaborators)
         except DaemonError as exc:
-            log.error("endpoint could not be scanned: %s", exc)
-            return Report(spec.host, started, runtime.clock.now(), ()), str(exc), store
+            endpoint = EndpointResult(spec.host, failure=UNREACHABLE if exc.unreachable else ENDPOINT_ERROR,
+                                      reason=exc.reason, error=str(exc))
+            report = Report(spec.host, started, runtime.clock.now(), (endpoint,))
+    if not report.listed_any:
+        failure = "; ".join(e.error or e.status for e in report.unlisted)
+        log.error("endpoint could not be scanned: %s", failure)
+        return report, failure, store
     return report, None, store
 
 

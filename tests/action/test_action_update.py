@@ -9,6 +9,7 @@ import pytest
 
 from engine.report import schema
 from tests.action.runner import simulate
+from tests.reportdoc import containers_of
 from tests.action.test_action_stack import stack_inputs
 from tests.stack.updates import HEALTHY, TRAP, UNHEALTHY, App
 
@@ -32,7 +33,7 @@ def test_apply_updates_rolls_back_and_says_so_in_the_outputs(app, tmp_path):
     assert run.outputs["updated-count"] == "1" and run.outputs["rolled-back-count"] == "1"
     report = json.loads(Path(run.outputs["report-path"]).read_text())
     jsonschema.validate(report, schema())
-    actions = {c["name"]: c["action"]["action"] for c in report["containers"]}
+    actions = {c["name"]: c["action"]["action"] for c in containers_of(report)}
     assert actions == {app.name("good"): "updated", app.name("bad"): "rolled-back"}
     assert any("1 rolled back" in command.message for command in run.commands("error"))
     assert app.inspect("good")["Id"] != good and app.inspect("bad")["Id"] == bad

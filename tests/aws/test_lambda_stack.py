@@ -16,6 +16,7 @@ from handler.aws import lambda_function as aws_lambda
 from handler.aws.lambda_function import Runtime, invoke
 
 from .conftest import SCHEMA, FakeContext
+from tests.reportdoc import containers_of
 
 SCHEDULED_EVENT = {"version": "0", "id": "5ee7ab54-0000-0000-0000-000000000000", "detail-type": "Scheduled Event",
                    "source": "aws.events", "account": "123456789012", "time": "2025-01-01T06:00:00Z",
@@ -55,7 +56,7 @@ def run(env, event=None, *, runtime=None, context=None, aws=None):
 
 
 def by_name(doc) -> dict:
-    return {c["name"]: c for c in doc["containers"]}
+    return {c["name"]: c for c in containers_of(doc)}
 
 
 def test_the_report_arrives_in_the_sqs_subscription_and_validates(stack, demo_fleet, aws, lambda_env):
@@ -157,7 +158,9 @@ def test_a_failed_publish_puts_the_full_report_in_the_log_and_fails_the_invocati
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     parts = [line for line in lines if "report" in line]
     assert parts and all(line["level"] == "error" for line in parts)
-    doc = dict(parts[0]["report"], containers=[c for line in parts for c in line["report"]["containers"]])
+    head = parts[0]["report"]
+    doc = dict(head, endpoints=[dict(head["endpoints"][0], containers=[c for line in parts
+                                                                       for c in containers_of(line["report"])])])
     jsonschema.validate(doc, SCHEMA)
     assert by_name(doc)["stale"]["status"] == "stale"
 

@@ -17,6 +17,7 @@ import pytest
 
 from engine.report import schema
 from handler.cli import main
+from tests.reportdoc import containers_of
 from tests.stack.updates import HEALTHY, TRAP, UNHEALTHY, W, App
 
 SCHEMA = schema()
@@ -36,7 +37,7 @@ class CliApp(App):
         return code, report, err.getvalue()
 
     def action(self, report: dict, name: str) -> dict:
-        return {c["name"]: c for c in report["containers"]}[self.name(name)].get("action")
+        return {c["name"]: c for c in containers_of(report)}[self.name(name)].get("action")
 
 
 @pytest.fixture

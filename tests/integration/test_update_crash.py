@@ -23,6 +23,7 @@ from engine.selection import Selection
 from engine.update import update
 from handler.cli import main
 from handler.compose import ScanConfig, run_scan
+from tests.reportdoc import containers_of
 from tests.stack import DockerDaemon, leftovers
 from tests.stack.images import import_image, push
 from tests.stack.updates import TRAP
@@ -92,13 +93,13 @@ def test_a_daemon_killed_between_rename_and_start_loses_no_container(stack, daem
 
     code, report, err = cli(second, stack, "scan")
     assert code == 0, err
-    (aside,) = report["containers"]
+    (aside,) = containers_of(report)
     assert aside["name"] == "victim.spyglass-old"
     assert aside["action"]["action"] == "failed" and aside["action"]["reason"] == "interrupted-update"
 
     code, report, err = cli(second, stack, "update", "--yes", "victim")
     assert code == 0, err
-    (entry,) = report["containers"]
+    (entry,) = containers_of(report)
     assert entry["name"] == "victim" and entry["action"]["action"] == "updated", entry
     assert entry["action"]["reason"] == "interrupted-update-reversed"
     after = second.admin.inspect_container("victim")

@@ -10,7 +10,7 @@ DIGEST_A, DIGEST_B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 
 
 def report(*containers) -> Report:
-    return Report("tcp://h:2376", 1_700_000_000.0, 1_700_000_003.0, containers)
+    return Report.single("tcp://h:2376", 1_700_000_000.0, 1_700_000_003.0, containers)
 
 
 def stale(name, action=None):
@@ -22,7 +22,7 @@ def test_an_action_is_in_the_json_and_valid_and_absent_from_a_scan():
     doc = json.loads(render_json(report(stale("web", Action("rolled-back", "unhealthy", "the health check failed",
                                                             DIGEST_A, DIGEST_B, 21480)), stale("api"))))
     jsonschema.validate(doc, schema())
-    by_name = {c["name"]: c for c in doc["containers"]}
+    by_name = {c["name"]: c for e in doc["endpoints"] for c in e["containers"]}
     assert by_name["web"]["action"] == {"action": "rolled-back", "reason": "unhealthy",
                                         "error": "the health check failed", "old_digest": DIGEST_A,
                                         "new_digest": DIGEST_B, "duration_ms": 21480}
