@@ -32,7 +32,7 @@ def watch(stream, *, healthy_needed: bool, limit: float, clock: Clock) -> tuple[
                 return None, None
             if verdict not in (None, "healthy"):
                 return verdict, _detail(verdict, event)
-    except Exception:  # noqa: BLE001 - the stream closed under the reader at the limit
+    except Exception:  # noqa: BLE001 # nosec B110 # the stream closed under the reader at the limit: judged below
         pass
     finally:
         timer.cancel()
