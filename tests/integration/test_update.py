@@ -214,3 +214,19 @@ def test_default_order_stops_everything_first_and_rolling_one_container_at_a_tim
     seen = [e["Action"] for e in events if e["Actor"]["Attributes"]["name"].startswith(app.prefix)
             and e["timeNano"] >= since * 1e9]
     assert seen == (["stop", "start", "stop", "start"] if rolling else ["stop", "stop", "start", "start"])
+
+
+def test_cleanup_removes_the_old_image_once_nothing_uses_it(app):
+    app.stale("tidy", [TRAP, "ENV V=1"], [TRAP, "ENV V=2"])
+    app.stale("kept", [TRAP, "ENV V=1"], [TRAP, "ENV V=2"])
+    app.run("tidy", "tidy:1")
+    app.run("kept", "kept:1")
+    app.run("kept-too", "kept:1", start=False)  # a stopped container still holds kept's old image
+    old_tidy, old_kept = app.inspect("tidy")["Image"], app.inspect("kept")["Image"]
+
+    code, report, err = app.update("tidy", "kept", args=["--cleanup"])
+
+    assert code == 0, err
+    assert app.action(report, "tidy")["action"] == app.action(report, "kept")["action"] == "updated"
+    assert old_tidy not in {image["Id"] for image in app.client.images(all=True)}
+    assert old_kept in {image["Id"] for image in app.client.images(all=True)}
