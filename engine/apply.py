@@ -6,8 +6,9 @@ Outline (default order: the steps of one dependency level side by side, up to --
     → pull each target by the digest the scan saw, side by side (bounded), and tag it as configured
     → stop level by level, the last level first: pre-update hook (a failure skips the step), stop with the container's
       own signal and timeout, rename it aside (NAME.spyglass-old, engine/aside.py)
-    → start level by level, the first first: create NAME from the derived configuration (engine/recreate.py), connect its
-      other networks, start it while watching its events (engine/verify.py)
+    → start level by level, the first first: create NAME from the derived configuration
+      (engine/recreate.py), connect its other networks, start it while watching its events
+      (engine/verify.py)
         up      → remove the old container, post-update hook: updated
         not up  → remove the new one, rename the old one back, start it: rolled-back
     → post-check hooks of the updated; with cleanup, remove each old image nothing uses now
@@ -83,11 +84,11 @@ def execute(api: EngineApi, plan: Plan, options: UpdateOptions, inspects: Mappin
                 runner.start(work)
     else:
         levels = _levels(active)
-        stopped: list[_Work] = []
+        stopped: set[int] = set()
         for level in reversed(levels):
-            stopped += [w for w, ok in zip(level, side_by_side(runner.stop, level, options.pull_concurrency)) if ok]
+            stopped |= {id(w) for w, ok in zip(level, side_by_side(runner.stop, level, options.pull_concurrency)) if ok}
         for level in levels:
-            side_by_side(runner.start, [w for w in level if w in stopped], options.pull_concurrency)
+            side_by_side(runner.start, [w for w in level if id(w) in stopped], options.pull_concurrency)
     for work in works:
         if work.action is not None and work.action.action == "updated":
             runner.hook(work, "post-check", work.new_id)

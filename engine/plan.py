@@ -201,7 +201,8 @@ def describe(plan: Plan) -> str:
         lines.append(f"  {i}. {one_line(step.name, 60)} ({step.kind}) {one_line(step.image, 100)}: {move}"
                      + (f" [{'; '.join(extra)}]" if extra else ""))
     for skip in plan.skipped:
-        lines.append(f"  skipped {one_line(skip.name, 60)}: {skip.reason}" + (f" ({one_line(skip.detail, 160)})" if skip.detail else ""))
+        detail = f" ({one_line(skip.detail, 160)})" if skip.detail else ""
+        lines.append(f"  skipped {one_line(skip.name, 60)}: {skip.reason}{detail}")
     return "\n".join(lines)
 
 

@@ -14,7 +14,8 @@ A composite action does not set INPUT_* by itself: action.yml (written from the 
 scripts/settings_docs.py) maps each input to ``INPUT_<NAME>`` (upper case, ``-`` as ``_``) in the
 step's ``env:``. With the apply input the scan is followed by the update (`spyglass update
 --yes`, docs/update.md), and updated-count / rolled-back-count say what it did. Exit codes as the
-CLI (handler.outcome): 0 done, 1 fail-on-stale / fail-on-error / a container rolled back or failed, 2 configuration, 3 could not scan, 4 a notify URL failed and fail-on-notify-error.
+CLI (handler.outcome): 0 done, 1 fail-on-stale / fail-on-error / a container rolled back or
+failed, 2 configuration, 3 could not scan, 4 a notify URL failed and fail-on-notify-error.
 """
 from __future__ import annotations
 
