@@ -230,3 +230,26 @@ def test_cleanup_removes_the_old_image_once_nothing_uses_it(app):
     assert app.action(report, "tidy")["action"] == app.action(report, "kept")["action"] == "updated"
     assert old_tidy not in {image["Id"] for image in app.client.images(all=True)}
     assert old_kept in {image["Id"] for image in app.client.images(all=True)}
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal (an interactive run)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("answer", ["n\n", "y\n"])
+def test_an_interactive_run_shows_the_plan_and_does_only_what_the_answer_says(app, answer):
+    app.stale("asked", [TRAP, "ENV V=1"], [TRAP, "ENV V=2"])
+    before = app.run("asked", "asked:1")
+    out, err = io.StringIO(), Terminal()
+    code = main(["update", "--output", "json", *app.stack.scan_args(), app.name("asked")], env=app.stack.env(),
+                stdout=out, stderr=err, stdin=Terminal(answer), home=Path(app.stack.workdir))
+    assert code == 0, err.getvalue()
+    assert f"1. {app.name('asked')} (update)" in err.getvalue() and "Apply this plan? [y/N]" in err.getvalue()
+    action = app.action(json.loads(out.getvalue()), "asked")
+    if answer == "n\n":
+        assert action["action"] == "planned" and app.inspect("asked")["Id"] == before
+    else:
+        assert action["action"] == "updated" and app.inspect("asked")["Id"] != before
