@@ -42,6 +42,7 @@ import http.client
 import socket
 import ssl
 import threading
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol
@@ -206,13 +207,19 @@ class _Clients:
             self._version = self._version or client.api_version
         return client
 
-    def call(self, method: str, *args):
+    def call(self, method: str, *args, **kwargs):
         """One SDK call on an idle client, or on a new one pinned to the negotiated version."""
+        with self.lent() as client:
+            return getattr(client, method)(*args, **kwargs)
+
+    @contextmanager
+    def lent(self):
+        """An idle client, or a new one pinned to the negotiated version, for one caller at a time."""
         with self._lock:
             client = self._idle.pop() if self._idle else None
         client = client or self._keep(self._factory(self._settings, version=self._version))
         try:
-            return getattr(client, method)(*args)
+            yield client
         finally:
             self.release(client)
 
@@ -280,6 +287,19 @@ def _completed(info: ContainerInfo, answers: dict[_Call, object]) -> ContainerIn
     elif container is not None:
         changes["image"] = (container.get("Config") or {}).get("Image") or info.image
     return replace(info, **changes) if changes else info
+
+
+def endpoint_clients(settings: DaemonSettings, *, like: _Clients | None = None) -> _Clients:
+    """The endpoint's clients as the listing uses them, for the update's calls (engine/engineapi.py);
+    ``like``: clients whose negotiated version these reuse (no second GET /version)."""
+    clients = _Clients(settings)
+    clients._version = like._version if like is not None else None
+    return clients
+
+
+def call_reason(exc: BaseException) -> str:
+    """A failed SDK call's one-line cause, as the listing reports one."""
+    return _reason(exc)
 
 
 def _silent(phase: str, done: int, total: int) -> None:

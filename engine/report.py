@@ -34,6 +34,31 @@ HOSTS_SHOWN = 10  # hosts named per image in the fleet view, then "… and N mor
 UNREACHABLE, ENDPOINT_ERROR = "unreachable", "error"
 
 
+ACTIONS = ("updated", "rolled-back", "skipped", "failed", "planned")  # what `spyglass update` did (issue 13)
+
+
+@dataclass(frozen=True)
+class Action:
+    """What an update run did to one container; absent from scans."""
+
+    action: str  # one of ACTIONS
+    reason: str | None = None
+    error: str | None = None
+    old_digest: str | None = None
+    new_digest: str | None = None
+    duration_ms: int | None = None
+
+    def to_dict(self) -> dict:
+        return {"action": self.action, "reason": self.reason, "error": self.error, "old_digest": self.old_digest,
+                "new_digest": self.new_digest, "duration_ms": self.duration_ms}
+
+    def text(self) -> str:
+        """"updated in 3.2 s", "rolled-back: unhealthy"."""
+        why = ": ".join(x for x in (self.reason, self.error) if x)
+        took = f" in {self.duration_ms / 1000:.1f} s" if self.duration_ms is not None else ""
+        return f"{self.action}{took}" + (f": {why}" if why else "")
+
+
 @dataclass(frozen=True)
 class ContainerResult:
     id: str
@@ -48,6 +73,7 @@ class ContainerResult:
     error: str | None = None
     newer: Newer | None = None  # None: versions not checked (not a version tag, off, or failed)
     versions_error: str | None = None  # why the version check failed; the status does not depend on it
+    action: Action | None = None  # update runs only
 
     @property
     def outdated(self) -> bool:
@@ -59,7 +85,7 @@ class ContainerResult:
             "status": self.status, "reason": self.reason, "local_digests": list(self.local_digests),
             "remote_digest": self.remote_digest, "registry": self.registry, "error": self.error,
             "newer": self.newer.to_dict() if self.newer else None, "versions_error": self.versions_error,
-        }
+        } | ({"action": self.action.to_dict()} if self.action else {})
 
 
 @dataclass(frozen=True)
@@ -330,8 +356,14 @@ def _text_table(endpoint: EndpointResult) -> list[str]:
             for row in [_TEXT_COLUMNS, *rows]]
 
 
+def _detail(c: ContainerResult) -> str:
+    """Reason and error, newer versions, and what an update did."""
+    parts = (": ".join(x for x in (c.reason, c.error) if x), newer_text(c), c.action.text() if c.action else "")
+    return "; ".join(x for x in parts if x)
+
+
 def _text_row(c: ContainerResult) -> tuple[str, ...]:
-    detail = "; ".join(x for x in (": ".join(x for x in (c.reason, c.error) if x), newer_text(c)) if x)
+    detail = _detail(c)
     local = ",".join(short_digest(d) for d in c.local_digests[:2]) + ("…" if len(c.local_digests) > 2 else "")
     return (c.status, one_line(c.name, 40), one_line(c.image, 60), local or "-",
             short_digest(c.remote_digest) or "-", one_line(detail, 160))
@@ -386,7 +418,7 @@ def _md_endpoint(endpoint: EndpointResult) -> list[str]:
 def _md_table(containers: list[ContainerResult]) -> list[str]:
     lines = ["| Status | Container | Image | Local | Remote | Detail |", "|---|---|---|---|---|---|"]
     for c in containers:
-        detail = "; ".join(x for x in (": ".join(x for x in (c.reason, c.error) if x), newer_text(c)) if x)
+        detail = _detail(c)
         local = ", ".join(short_digest(d) for d in c.local_digests[:2])
         cells = [c.status, *map(markdown, (c.name, c.image, local, short_digest(c.remote_digest), detail))]
         lines.append("| " + " | ".join(cells) + " |")

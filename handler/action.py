@@ -12,8 +12,10 @@
 
 A composite action does not set INPUT_* by itself: action.yml (written from the table by
 scripts/settings_docs.py) maps each input to ``INPUT_<NAME>`` (upper case, ``-`` as ``_``) in the
-step's ``env:``. Exit codes as the CLI (handler.outcome): 0 done, 1 fail-on-stale /
-fail-on-error, 2 configuration, 3 could not scan, 4 a notify URL failed and fail-on-notify-error.
+step's ``env:``. With the apply input the scan is followed by the update (`spyglass update
+--yes`, docs/update.md), and updated-count / rolled-back-count say what it did. Exit codes as the
+CLI (handler.outcome): 0 done, 1 fail-on-stale / fail-on-error / a container rolled back or
+failed, 2 configuration, 3 could not scan, 4 a notify URL failed and fail-on-notify-error.
 """
 from __future__ import annotations
 
@@ -37,9 +39,11 @@ from engine.text import markdown
 from handler import logs
 from handler import settings as table
 from handler.aws.sns import publish_report
-from handler.compose import ScanConfig, daemon_settings, render_page, run_scan, scan_config, write_report
+from handler.compose import (ScanConfig, daemon_settings, render_page, run_scan, run_update, scan_config,
+                             update_options, write_report)
 from handler.notify.redact import secrets_of
-from handler.outcome import EXIT_CONFIG, EXIT_FOUND, EXIT_NOTIFY, EXIT_OK, EXIT_UNREACHABLE, decide, found
+from handler.outcome import (EXIT_CONFIG, EXIT_FOUND, EXIT_NOTIFY, EXIT_OK, EXIT_UNREACHABLE, action_counts, decide,
+                             found, update_found)
 
 FAILURE_LIMIT = 1000  # characters of the "could not scan" message in the step summary
 
@@ -49,7 +53,7 @@ INPUT_DEFAULTS: dict[str, str] = {row.action_input: row.input_default()
 INPUTS = tuple(INPUT_DEFAULTS)
 SECRET_INPUTS = tuple(row.action_input for row in table.rows(table.ACTION) if row.action_input and row.secret)
 OUTPUTS = ("status", "stale-count", "error-count", "fresh-count", "outdated-count", "endpoint-count",
-           "unreachable-count", "report-path", "report-html-path", "stale")
+           "unreachable-count", "report-path", "report-html-path", "stale", "updated-count", "rolled-back-count")
 
 SUMMARY_LIMIT = 1024 * 1024  # the runner refuses a step summary above 1 MiB
 _CONFIG_SECRET_KEYS = frozenset({"auth", "password", "identitytoken", "registrytoken"})
@@ -247,12 +251,14 @@ def output_values(report: Report, report_path: str, page_path: str = "") -> dict
     stale = [{"endpoint": e.display_name, "name": c.name, "id": c.id, "image": c.image, "reference": c.reference,
               "local_digests": list(c.local_digests), "remote_digest": c.remote_digest}
              for e, c in report.placed() if c.status == STALE]
+    actions = action_counts(report)
     return {"status": report.status, "stale-count": str(summary["stale"]),
             "error-count": str(summary["errors"]), "fresh-count": str(summary["fresh"]),
             "outdated-count": str(summary["outdated"]), "endpoint-count": str(summary["endpoints"]),
             "unreachable-count": str(summary["unreachable"]),
             "report-path": report_path, "report-html-path": page_path,
-            "stale": json.dumps(stale, separators=(",", ":"))}
+            "stale": json.dumps(stale, separators=(",", ":")),
+            "updated-count": str(actions.get("updated", 0)), "rolled-back-count": str(actions.get("rolled-back", 0))}
 
 
 def write_outputs(path: str | None, values: Mapping[str, str]) -> None:
@@ -363,7 +369,7 @@ def deliver(commands: Commands, report: Report, values: Mapping[str, object], lo
 # -- the run -----------------------------------------------------------------------------
 
 def main(env: Mapping[str, str] | None = None, *, stdout=None, stderr=None, home: Path | None = None,
-         scan: Scan = run_scan, load_publisher=load_sns_publisher) -> int:
+         scan: Scan = run_scan, load_publisher=load_sns_publisher, update=run_update) -> int:
     env = os.environ if env is None else env
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     commands = Commands(stdout)
@@ -377,6 +383,8 @@ def main(env: Mapping[str, str] | None = None, *, stdout=None, stderr=None, home
         logs.configure("debug" if debug else values["log_level"], values["log_format"], stream=stderr,
                        secret_urls=values["notify_urls"])
         log.debug("secret inputs go to %s", files.folder)
+        if values["apply"]:  # the update scans first, as `spyglass update --yes`
+            scan = _applying(values, update)
         return _run(values, files, commands, env=env, stdout=stdout, scan=scan, load_publisher=load_publisher)
     except ConfigurationError as exc:
         return _fail(commands, env, stdout, EXIT_CONFIG, f"configuration error: {files.describe(str(exc))}")
@@ -386,6 +394,13 @@ def main(env: Mapping[str, str] | None = None, *, stdout=None, stderr=None, home
         return _fail(commands, env, stdout, EXIT_UNREACHABLE, files.describe(str(exc)))
     finally:
         files.remove()
+
+
+def _applying(values: Mapping[str, object], update) -> Scan:
+    """A scan function that also applies what it found (the apply input)."""
+    def scan_and_update(config: ScanConfig, **collaborators) -> Report:
+        return update(config, update_options(values), **collaborators).report
+    return scan_and_update
 
 
 def _run(values: Mapping[str, object], files: SecretFiles, commands: Commands, *, env, stdout, scan: Scan,
@@ -442,6 +457,11 @@ def _run_url(env: Mapping[str, str]) -> str:
 
 
 def _verdict(commands: Commands, report: Report, values: Mapping[str, object]) -> int:
+    if update_found(report):
+        counts = action_counts(report)
+        commands.issue("error", f"update: {counts.get('rolled-back', 0)} rolled back, {counts.get('failed', 0)} "
+                       "failed (see the report)", title="spyglass")
+        return EXIT_FOUND
     summary = report.summary
     reason = found(summary, fail_on_stale=values["fail_on_stale"], fail_on_error=values["fail_on_error"],
                    fail_on_outdated=values["fail_on_outdated"])

@@ -1,5 +1,7 @@
 """The `spyglass` command: flags and environment through the settings table, one scan, the report, an exit code.
 
+`spyglass update` (docs/update.md) scans the same way, then applies what it found.
+
 Exit codes (handler.outcome): 0 the scan completed; 1 with --fail-on-stale (or --fail-on-error)
 when that is found; 2 usage or configuration error; 3 the endpoint could not be scanned; 4 with
 --fail-on-notify-error when a notify URL did not take the message; 130 interrupted. Every option is a row of handler.settings: argparse only collects the text, the
@@ -43,14 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
         "3 the endpoint could not be listed, 4 a notify URL failed with --fail-on-notify-error, 130 "
         "interrupted. A boolean variable takes true/false, "
         "1/0, yes/no or on/off; a list takes commas or newlines."))
+    _add_rows(scan, [row for row in table.rows(table.CLI) if row.group != table.UPDATE])
+    update = commands.add_parser("update", help="update the stale containers a scan finds, with rollback",
+                                 description=(
+        "Scan as `spyglass scan` does, then move each stale running container to the digest the scan saw: "
+        "pull by digest, stop in dependency order, recreate with the same settings, verify (running, "
+        "healthy), roll back what does not come up. Without --yes it shows the plan and asks; a run that "
+        "is not on a terminal refuses (exit 2). Exit codes: 0 done, 1 a container rolled back or failed, "
+        "2 usage or configuration error, 3 the endpoint could not be listed. See docs/update.md."))
+    _add_rows(update, table.rows(table.CLI))
+    return parser
+
+
+def _add_rows(command: argparse.ArgumentParser, rows) -> None:
     groups: dict[str, argparse._ArgumentGroup] = {}
-    for row in table.rows(table.CLI):
+    for row in rows:
         if not row.flags:
             continue
         if row.group not in groups:
-            groups[row.group] = scan.add_argument_group(row.group)
+            groups[row.group] = command.add_argument_group(row.group)
         _add_argument(groups[row.group], row)
-    return parser
 
 
 def _add_argument(group, row: table.Setting) -> None:
@@ -77,19 +91,21 @@ def _help_tail(row: table.Setting) -> str:
 
 
 def read_settings(argv: Sequence[str] | None, env: Mapping[str, str], home: Path) -> dict[str, object] | None:
-    """The CLI's values (flag > environment > default); None when the command is not `scan`."""
+    """The CLI's values (flag > environment > default), with "command"; None without a command."""
     args = vars(build_parser().parse_args(argv))
-    if args.pop("command") != "scan":
+    command = args.pop("command")
+    if command not in ("scan", "update"):
         return None
     if not args.get("names"):
         args["names"] = None  # no positional names: SPYGLASS_NAMES or every container
-    return table.resolve(table.CLI, [table.flags(args), table.environment(env, table.CLI)], home=home)
+    values = table.resolve(table.CLI, [table.flags(args), table.environment(env, table.CLI)], home=home)
+    return {**values, "command": command}
 
 
 def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None,
-         stdout=None, stderr=None, home: Path | None = None) -> int:
+         stdout=None, stderr=None, home: Path | None = None, stdin=None) -> int:
     env = os.environ if env is None else env
-    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    stdout, stderr, stdin = stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin
     home = home or Path.home()
     from handler import logs
     try:
@@ -104,6 +120,8 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         if values["notify_urls"]:
             from handler.notify import load_apprise
             load_apprise()  # not installed: exit 2 before the scan, not after it
+        if values["command"] == "update":
+            return _update(values, stdout=stdout, stderr=stderr, stdin=stdin)
         return _scan(values, stdout=stdout, stderr=stderr)
     except ConfigurationError as exc:
         print(f"spyglass: configuration error: {exc}", file=stderr)
@@ -119,26 +137,49 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         return EXIT_INTERRUPTED
 
 
-def _scan(values: Mapping[str, object], *, stdout, stderr) -> int:
-    from engine.report import render_json, render_markdown, render_text
-    from handler.compose import daemon_settings, render_page, run_scan, scan_config, write_json_report, write_report
-    from handler.progress import TerminalProgress
+def _config(values: Mapping[str, object]):
+    from handler.compose import daemon_settings, scan_config
 
     daemon = daemon_settings(values["host"], tls_verify=values["tls_verify"], ca=values["tls_ca"],
                              cert=values["tls_cert"], key=values["tls_key"], cert_dir=Path(values["cert_path"]),
                              timeout=min(30.0, values["timeout"]))
-    config = scan_config(values, daemon)
-    token_store = None
-    if values["token_cache"]:
-        from handler.aws.dynamodb import token_store_for_table  # boto3 only when asked for
-        token_store = token_store_for_table(values["token_cache"])
+    return scan_config(values, daemon)
+
+
+def _token_store(values: Mapping[str, object]):
+    if not values["token_cache"]:
+        return None
+    from handler.aws.dynamodb import token_store_for_table  # boto3 only when asked for
+    return token_store_for_table(values["token_cache"])
+
+
+def _scan(values: Mapping[str, object], *, stdout, stderr) -> int:
+    from engine.recover import mark_interrupted
+    from handler.compose import run_scan
+    from handler.progress import TerminalProgress
+
+    config = _config(values)
+    token_store = _token_store(values)
     progress = TerminalProgress(stderr) if _isatty(stderr) else None
     try:
-        report = run_scan(config, progress=progress, token_store=token_store)
+        report = mark_interrupted(run_scan(config, progress=progress, token_store=token_store))
     finally:
         if progress is not None:
             progress.close()
-    output = values["output"] or ("text" if _isatty(stdout) else "json")
+    notified = _deliver(values, report, stdout, stderr)
+    reason = found(report.summary, fail_on_stale=values["fail_on_stale"], fail_on_error=values["fail_on_error"],
+                   fail_on_outdated=values["fail_on_outdated"])
+    if reason:
+        return EXIT_FOUND
+    return EXIT_NOTIFY if not notified and values["fail_on_notify_error"] else EXIT_OK
+
+
+def _deliver(values: Mapping[str, object], report, stdout, stderr) -> bool:
+    """The report on stdout, in the report file, to SNS and the notify URLs; False as _publish."""
+    from engine.report import render_json, render_markdown, render_text
+    from handler.compose import render_page, write_json_report, write_report
+
+    output = _output(values, stdout)
     page = render_page(report) if output == "html" or values["report_html"] else ""
     render = {"json": render_json, "text": render_text, "markdown": render_markdown, "html": lambda _: page}[output]
     stdout.write(render(report) + ("\n" if output == "json" else ""))
@@ -147,10 +188,41 @@ def _scan(values: Mapping[str, object], *, stdout, stderr) -> int:
         write_json_report(Path(values["report_file"]), render_json(report))
     if values["report_html"]:
         write_report(Path(values["report_html"]), page)
-    notified = _publish(values, report, stderr)
-    reason = found(report.summary, fail_on_stale=values["fail_on_stale"], fail_on_error=values["fail_on_error"],
-                   fail_on_outdated=values["fail_on_outdated"])
-    if reason:
+    return _publish(values, report, stderr)
+
+
+def _output(values: Mapping[str, object], stdout) -> str:
+    return values["output"] or ("text" if _isatty(stdout) else "json")
+
+
+def _update(values: Mapping[str, object], *, stdout, stderr, stdin) -> int:
+    """Scan, plan, ask (unless --yes or --dry-run), apply; the report carries each container's action."""
+    from engine.plan import describe
+    from handler.compose import run_update, update_options
+    from handler.outcome import update_found
+
+    interactive = _isatty(stdin) and _isatty(stderr)
+    if not values["dry_run"] and not values["yes"] and not interactive:
+        print("spyglass: update needs --yes when it cannot ask (not on a terminal); --dry-run shows the plan",
+              file=stderr)
+        return EXIT_CONFIG
+    plan_out = stdout if _output(values, stdout) != "json" else stderr
+
+    def confirm(plan) -> bool:
+        print(describe(plan), file=stderr)
+        if not plan.steps:
+            return False
+        stderr.write("Apply this plan? [y/N] ")
+        stderr.flush()
+        return stdin.readline().strip().lower() in ("y", "yes")
+
+    run = run_update(_config(values), update_options(values), dry_run=values["dry_run"],
+                     confirm=None if values["yes"] or values["dry_run"] else confirm,
+                     token_store=_token_store(values))
+    if values["dry_run"]:
+        print(describe(run.plan), file=plan_out)
+    notified = _deliver(values, run.report, stdout, stderr)
+    if update_found(run.report):
         return EXIT_FOUND
     return EXIT_NOTIFY if not notified and values["fail_on_notify_error"] else EXIT_OK
 

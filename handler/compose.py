@@ -10,18 +10,22 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
+from engine.apply import UpdateOptions
 from engine.authn import ANONYMOUS_KEYCHAIN, DockerConfigKeychain, Keychain
 from engine.clock import Clock, SystemClock
 from engine.daemon import DaemonSettings, DockerDaemon
+from engine.engineapi import EngineApi
 from engine.errors import ConfigurationError
+from engine.plan import Plan
 from engine.report import Report
 from engine.scan import Progress, ScanOptions, scan
 from engine.selection import Selection, normalise_names
 from engine.tlsconfig import TLSPolicy, parse_insecure_registry, read_ca_bundle
 from engine.tokens import MemoryTokenCache, TokenStore
 from engine.transport import HttpPools
+from engine.update import UpdateRun, update
 
 log = logging.getLogger("spyglass")
 
@@ -145,6 +149,32 @@ def run_scan(config: ScanConfig, *, progress: Progress | None = None,
     finally:
         if own_pools:
             pools.close()
+
+
+def update_options(values: Mapping[str, object]) -> UpdateOptions:
+    """The update's options from resolved settings (the same rows in the CLI, the Action and the Lambda)."""
+    return UpdateOptions(rolling=values["rolling"], health_timeout=values["health_timeout"],
+                         stop_timeout=values["stop_timeout"], cleanup=values["cleanup"],
+                         pull_concurrency=values["concurrency"])
+
+
+def run_update(config: ScanConfig, options: UpdateOptions, *, dry_run: bool = False,
+               confirm: Callable[[Plan], bool] | None = None, clock: Clock | None = None,
+               keychain_wrapper=None, **scan_collaborators) -> UpdateRun:
+    """`spyglass update`: the scan as run_scan builds it (``scan_collaborators`` go to it), then the
+    update over the same daemon settings, pulling with the same credentials."""
+    credentials = keychain(config)
+    if keychain_wrapper is not None:
+        credentials = keychain_wrapper(credentials)
+    api = EngineApi(config.daemon)
+    try:
+        return update(api, lambda: run_scan(config, clock=clock, keychain_wrapper=keychain_wrapper,
+                                            **scan_collaborators), options,
+                      selection=Selection(names=normalise_names(config.names), label_enable=config.label_enable,
+                                          scope=config.scope),
+                      dry_run=dry_run, confirm=confirm, keychain=credentials, clock=clock)
+    finally:
+        api.close()
 
 
 def _existing(path: Path) -> str | None:

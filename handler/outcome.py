@@ -1,6 +1,7 @@
 """What a run ends with, the same in the CLI, the Action and the Lambda: exit codes and notify policies.
 
-    exit codes  0 the scan completed; 1 fail-on-stale / fail-on-error found what it looks for;
+    exit codes  0 the scan completed; 1 fail-on-stale / fail-on-error found what it looks for (for
+                `spyglass update`: a container rolled back or failed);
                 2 usage or configuration error; 3 no endpoint could be listed;
                 4 a notification URL did not take the message and fail-on-notify-error is set
                 (1 wins when both apply); 130 interrupted
@@ -64,6 +65,21 @@ def found(summary: Mapping[str, int], *, fail_on_stale: bool, fail_on_error: boo
     if fail_on_outdated and summary.get("outdated"):
         return "outdated"
     return None
+
+
+def update_found(report: Report) -> bool:
+    """Whether an update run exits EXIT_FOUND: a container rolled back or failed."""
+    counts = action_counts(report)
+    return bool(counts.get("rolled-back") or counts.get("failed"))
+
+
+def action_counts(report: Report) -> dict[str, int]:
+    """Containers per update action (updated, rolled-back...); empty for a scan."""
+    counts: dict[str, int] = {}
+    for container in report.containers:
+        if container.action is not None:
+            counts[container.action.action] = counts.get(container.action.action, 0) + 1
+    return counts
 
 
 def fingerprint(report: Report, *, endpoint_failed: bool = False) -> str:

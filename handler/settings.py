@@ -275,9 +275,10 @@ class Setting:
         return _expand(self, kind.parse(text), home) if text else kind.empty
 
 
-ENDPOINT, SELECTION, REGISTRIES, OUTPUT, DELIVERY, TIME, NOTIFY = (
+ENDPOINT, SELECTION, REGISTRIES, OUTPUT, DELIVERY, TIME, NOTIFY, UPDATE = (
     "Docker endpoint (as the docker CLI)", "selection (Watchtower's labels)", "registries", "output",
-    "delivery (AWS; pip install 'spyglass[aws]')", "time", "notifications (pip install 'spyglass[notify]')")
+    "delivery (AWS; pip install 'spyglass[aws]')", "time", "notifications (pip install 'spyglass[notify]')",
+    "update (spyglass update; docs/update.md)")
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", HOST, "daemon address, tcp://HOST:PORT or unix:///path", (CLI, ACTION, LAMBDA),
@@ -424,6 +425,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("state_file", PATH, "where --notify-when change keeps the last delivered fingerprint per endpoint",
             (CLI,), flags=("--state-file",), env="SPYGLASS_STATE_FILE", group=NOTIFY,
             shown_default="$XDG_CACHE_HOME/spyglass/state.json"),
+
+    Setting("dry_run", BOOL, "print the plan (containers, order, target digests, hooks) and change nothing",
+            (CLI,), default="false", flags=("--dry-run",), group=UPDATE),
+    Setting("yes", BOOL, "apply without asking (a run that is not on a terminal refuses without it)", (CLI,),
+            default="false", flags=("-y", "--yes"), group=UPDATE),
+    Setting("apply", BOOL, "update the stale containers the scan finds (pull by digest, recreate, verify, roll "
+            "back), as `spyglass update --yes`", (ACTION, LAMBDA), default="false", env="APPLY",
+            action_input="apply", group=UPDATE),
+    Setting("rolling", BOOL, "one container at a time, each verified before the next is stopped",
+            (CLI, ACTION, LAMBDA), default="false", flags=("--rolling",), env="SPYGLASS_ROLLING",
+            action_input="rolling", group=UPDATE),
+    Setting("health_timeout", Number(above=0), "seconds a new container has to turn healthy (or, without a "
+            "health check, to stay up 2 s) before it is rolled back", (CLI, ACTION, LAMBDA), default="60",
+            flags=("--health-timeout",), env="SPYGLASS_HEALTH_TIMEOUT", action_input="health-timeout",
+            group=UPDATE),
+    Setting("stop_timeout", Whole(low=0), "seconds a container has to stop before it is killed",
+            (CLI, ACTION, LAMBDA), flags=("--stop-timeout",), env="SPYGLASS_STOP_TIMEOUT",
+            action_input="stop-timeout", group=UPDATE, metavar="SECONDS",
+            shown_default="the container's own, else 10"),
+    Setting("cleanup", BOOL, "remove each replaced image once no container uses it", (CLI, ACTION, LAMBDA),
+            default="false", flags=("--cleanup",), env="SPYGLASS_CLEANUP", action_input="cleanup", group=UPDATE),
 )
 
 BY_NAME: Mapping[str, Setting] = {row.name: row for row in SETTINGS}

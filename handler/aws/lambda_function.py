@@ -176,7 +176,7 @@ def _scan(settings, spec, runtime: Runtime, budget: float | None):
     from engine.errors import DaemonError
     from engine.report import ENDPOINT_ERROR, UNREACHABLE, EndpointResult, Report
     from handler.aws.dynamodb import DynamoTokenStore
-    from handler.compose import run_scan
+    from handler.compose import run_scan, run_update, update_options
 
     store = None
     if settings.token_table:
@@ -185,9 +185,12 @@ def _scan(settings, spec, runtime: Runtime, budget: float | None):
     started = runtime.clock.now()
     with _scan_inputs(settings, spec, runtime, budget) as (config, wrapper):
         try:
-            report = run_scan(config, clock=runtime.clock,
-                              pools=runtime.pools_for(config),
-                              token_store=store, keychain_wrapper=wrapper)
+            collaborators = dict(clock=runtime.clock, pools=runtime.pools_for(config), token_store=store,
+                                 keychain_wrapper=wrapper)
+            if settings.apply:  # APPLY: the scan, then the update (one report, one message)
+                report = run_update(config, update_options(settings.update), **collaborators).report
+            else:
+                report = run_scan(config, **collaborators)
         except DaemonError as exc:
             endpoint = EndpointResult(spec.host, failure=UNREACHABLE if exc.unreachable else ENDPOINT_ERROR,
                                       reason=exc.reason, error=str(exc))

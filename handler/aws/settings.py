@@ -56,6 +56,8 @@ class LambdaSettings:
     notify_urls: tuple[str, ...] = ()  # Apprise URLs: secrets, never logged
     notify_urls_secret: str = ""  # a Secrets Manager id holding more of them
     notify_timeout: float = 30.0
+    apply: bool = False  # APPLY: update what the scan finds (docs/update.md)
+    update: Mapping[str, object] | None = None  # the update rows' values (handler.compose.update_options)
 
 
 def settings_from_env(env: Mapping[str, str]) -> LambdaSettings:
@@ -77,7 +79,11 @@ def settings_from_env(env: Mapping[str, str]) -> LambdaSettings:
         insecure_registries=values["insecure_registries"], concurrency=values["concurrency"],
         versions=values["versions"], timeout=values["timeout"], delivery_margin=values["delivery_margin"],
         log_level=values["log_level"], notify_urls=values["notify_urls"], notify_timeout=values["notify_timeout"],
-        notify_urls_secret=values["notify_urls_secret"] or "")
+        notify_urls_secret=values["notify_urls_secret"] or "",
+        apply=values["apply"], update={name: values[name] for name in _UPDATE_ROWS})
+
+
+_UPDATE_ROWS = ("rolling", "health_timeout", "stop_timeout", "cleanup", "concurrency")
 
 
 def early_log_level(env: Mapping[str, str]) -> str:

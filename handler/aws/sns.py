@@ -14,7 +14,8 @@ as fit are kept and ``omitted_containers`` says how many are left out. When the
 HTML report was stored in the bucket (handler/aws/report_page.py), every variant
 carries its presigned link. Subscribers
 can filter on the attributes fleet, status, stale_count, error_count, unreachable_count (and
-endpoint, the address, for a fleet of one).
+endpoint, the address, for a fleet of one; and, for an update run, updated_count and
+rolled_back_count).
 
 Publishing is one call: botocore retries it on throttling, 5xx answers and
 connection errors (standard mode, ``MAX_ATTEMPTS`` attempts with jittered
@@ -40,6 +41,7 @@ from engine.report import ERROR, STALE, Report, render_text, summary_line
 from engine.text import one_line
 from handler.aws.clients import aws_errors, error_code, is_temporary
 from handler.aws.report_page import PageLink
+from handler.outcome import action_counts
 
 log = logging.getLogger("spyglass.aws")
 
@@ -209,6 +211,10 @@ def attributes(report: Report, scan_id: str, failure: str | None, truncated: boo
               "truncated": ("String", "true" if truncated else "false")}
     if len(report.endpoints) == 1:
         values["endpoint"] = ("String", report.endpoints[0].endpoint)
+    actions = action_counts(report)
+    if actions:  # an update run (APPLY): what it did, for a subscription filter
+        values["updated_count"] = ("Number", str(actions.get("updated", 0)))
+        values["rolled_back_count"] = ("Number", str(actions.get("rolled-back", 0)))
     return {name: {"DataType": kind, "StringValue": value} for name, (kind, value) in values.items()}
 
 

@@ -52,8 +52,13 @@ def rootfs_tar() -> bytes:
 
 def make_image(client: docker.APIClient, repository: str, tag: str, variant: str) -> str:
     """Import the rootfs as repository:tag; returns the image ID (sha256:...)."""
-    changes = [SLEEP_CMD, f'ENV SG_VARIANT="{variant}"', f'LABEL sg.variant="{variant}"']
-    client.import_image_from_data(rootfs_tar(), repository=repository, tag=tag, changes=changes)
+    return import_image(client, repository, tag, [SLEEP_CMD, f'ENV SG_VARIANT="{variant}"',
+                                                  f'LABEL sg.variant="{variant}"'])
+
+
+def import_image(client: docker.APIClient, repository: str, tag: str, changes: Sequence[str]) -> str:
+    """The rootfs as repository:tag with these Dockerfile instructions (CMD, ENV, HEALTHCHECK...)."""
+    client.import_image_from_data(rootfs_tar(), repository=repository, tag=tag, changes=list(changes))
     return client.inspect_image(f"{repository}:{tag}")["Id"]
 
 
