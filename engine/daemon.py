@@ -289,10 +289,12 @@ def _completed(info: ContainerInfo, answers: dict[_Call, object]) -> ContainerIn
     return replace(info, **changes) if changes else info
 
 
-def endpoint_clients(settings: DaemonSettings, *, like: _Clients | None = None) -> _Clients:
+def endpoint_clients(settings: DaemonSettings, *, like: _Clients | None = None,
+                     client_factory: ClientFactory | None = None) -> _Clients:
     """The endpoint's clients as the listing uses them, for the update's calls (engine/engineapi.py);
-    ``like``: clients whose negotiated version these reuse (no second GET /version)."""
-    clients = _Clients(settings)
+    ``like``: clients whose negotiated version (and client factory) these reuse (no second GET /version)."""
+    factory = client_factory or (like._factory if like is not None else _api_client)
+    clients = _Clients(settings, factory)
     clients._version = like._version if like is not None else None
     return clients
 
