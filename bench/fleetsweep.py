@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tests.stack.procs import stopped_however_it_ends
 
-from . import build
+from . import build, startup
 from .distant import DistantStack
 from .fleet import Fleet, universe
 from .measure import run_scan, settle
@@ -70,29 +70,38 @@ def sweep(stack: DistantStack, fleet: Fleet, args, workdir: Path) -> dict:
     _say(f"{fleet.label}: {step.created} containers in {step.seconds:.1f} s; settled in {settle():.1f} s")
     fronts = [stack.network.front(f"daemon-{k}", stack.daemon.port) for k in range(max(args.endpoints))]
     floor = _floor(fleet, network, args.concurrency)
-    # This checkout's scanner (python -m handler.cli with it on PYTHONPATH), not an installed one.
-    scanner = [*scanner_command(REPO_ROOT), "scan", "-o", "json", "--concurrency", str(args.concurrency), *stack.scan_args()]
-    points = [_point(stack, fleet, scanner, fronts[:k], args, workdir, floor.seconds) for k in args.endpoints]
+    trees = [REPO_ROOT] + ([Path(args.baseline_tree).resolve()] if args.baseline_tree else [])
+    startup.byte_compile(REPO_ROOT)  # as an install would: no compiling engine/ and handler/ in every scan
+    points = [_point(stack, fleet, fronts[:k], args, workdir, floor.seconds, REPO_ROOT) for k in args.endpoints]
+    baseline = None
+    if args.baseline_tree:  # one endpoint scanned by another checkout (one -H), on the same stack
+        startup.byte_compile(trees[1])
+        baseline = _point(stack, fleet, fronts[:1], args, workdir, floor.seconds, trees[1], single=True)
     return {"schema": 1, "fleet": fleet.label, "delay_ms": args.delay_ms, "concurrency": args.concurrency,
             "rtt_ms": round(_rtt(network) * 1000, 3), "floor": floor.as_dict(), "points": points,
-            "targets": targets(points)}
+            "baseline": baseline, "targets": targets(points)}
 
 
-def _point(stack, fleet: Fleet, scanner: list[str], fronts, args, workdir: Path, floor_s: float) -> dict:
-    command = [*scanner, "--endpoint-concurrency", str(len(fronts))]
+def _point(stack, fleet: Fleet, fronts, args, workdir: Path, floor_s: float, tree: Path, *,
+           single: bool = False) -> dict:
+    # The checkout's scanner (python -m handler.cli with it on PYTHONPATH), not an installed one.
+    command = [*scanner_command(tree), "scan", "-o", "json", "--concurrency", str(args.concurrency),
+               *stack.scan_args()]
+    command += [] if single else ["--endpoint-concurrency", str(len(fronts))]
     for front in fronts:
         command += ["-H", f"tcp://{front.address}"]
     truth = fleet.truth()
     stack.network.delay = args.delay_ms / 1000
     try:
-        run_scan(stack, command, truth=truth, workdir=workdir / "reports", tag=f"k{len(fronts)}-warmup",
-                 tree=REPO_ROOT)
-        runs = [run_scan(stack, command, truth=truth, workdir=workdir / "reports", tag=f"k{len(fronts)}-{i}",
-                         tree=REPO_ROOT) for i in range(args.runs)]
+        tag = f"{'baseline' if single else 'k'}{len(fronts)}"
+        run_scan(stack, command, truth=truth, workdir=workdir / "reports", tag=f"{tag}-warmup", tree=tree)
+        runs = [run_scan(stack, command, truth=truth, workdir=workdir / "reports", tag=f"{tag}-{i}", tree=tree)
+                for i in range(args.runs)]
     finally:
         stack.network.delay = 0.0
-    correct = all(_every_endpoint_right(workdir / "reports" / f"k{len(fronts)}-{i}.json", truth, len(fronts))
-                  for i in range(args.runs)) and all(r.exit_code == 0 for r in runs)
+    check = (lambda i: runs[i].correct) if single else (
+        lambda i: _every_endpoint_right(workdir / "reports" / f"{tag}-{i}.json", truth, len(fronts)))
+    correct = all(check(i) for i in range(args.runs)) and all(r.exit_code == 0 for r in runs)
     wall = statistics.median(r.wall for r in runs)
     point = {"endpoints": len(fronts), "wall_median_s": round(wall, 4), "wall_min_s": round(min(r.wall for r in runs), 4),
              "cpu_median_s": round(statistics.median(r.cpu for r in runs), 4),
@@ -100,7 +109,7 @@ def _point(stack, fleet: Fleet, scanner: list[str], fronts, args, workdir: Path,
              "ratio": round(wall / floor_s, 3) if floor_s > 0 else None,
              "requests": runs[-1].requests_by_kind(), "engine_calls": len(runs[-1].engine_calls),
              "correct": correct, "runs": [r.as_dict() for r in runs]}
-    _say(f"K={len(fronts)}: median {wall:.3f} s, floor {floor_s:.3f} s, ratio {point['ratio']}, "
+    _say(f"{'baseline ' if single else ''}K={len(fronts)}: median {wall:.3f} s, floor {floor_s:.3f} s, ratio {point['ratio']}, "
          f"peak RSS {point['max_rss_mib']} MiB, requests {point['requests']}, correct {correct}")
     return point
 
@@ -131,6 +140,9 @@ def text(result: dict) -> str:
     for p in result["points"]:
         lines.append(f"  K={p['endpoints']:>3}: wall {p['wall_median_s']:.3f} s ({p['ratio']}x floor), CPU "
                      f"{p['cpu_median_s']:.2f} s, peak RSS {p['max_rss_mib']} MiB, registry {p['requests']}")
+    if result.get("baseline"):
+        b = result["baseline"]
+        lines.append(f"  baseline (--baseline-tree, one -H): wall {b['wall_median_s']:.3f} s ({b['ratio']}x floor)")
     lines += [f"  {'met' if t['met'] else 'MISSED'}: {t['target']} ({t['measured']})" for t in result["targets"]]
     return "\n".join(lines)
 
@@ -149,6 +161,11 @@ def markdown(result: dict) -> str:
         lines.append(f"| {p['endpoints']} | {p['wall_median_s']:.3f} s | {p['ratio']} | {p['cpu_median_s']:.2f} s | "
                      f"{p['max_rss_mib']} MiB | {r['ping']}, {r['token']}, {r['head']}, {r['get']}, {r['tags']} | "
                      f"{p['engine_calls']} | {'yes' if p['correct'] else 'NO'} |")
+    if result.get("baseline"):
+        b = result["baseline"]
+        lines.append(f"| 1 (the scanner before fleets) | {b['wall_median_s']:.3f} s | {b['ratio']} | "
+                     f"{b['cpu_median_s']:.2f} s | {b['max_rss_mib']} MiB | | {b['engine_calls']} | "
+                     f"{'yes' if b['correct'] else 'NO'} |")
     lines += [""] + [f"- {'met' if t['met'] else 'missed'}: {t['target']} ({t['measured']})"
                      for t in result["targets"]]
     return "\n".join(lines)
@@ -174,6 +191,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--delay-ms", type=float, default=25.0, help="delay each way (default 25)")
     p.add_argument("--concurrency", type=int, default=8, help="spyglass --concurrency (default 8)")
     p.add_argument("--runs", type=int, default=3, help="measured scans per K (default 3)")
+    p.add_argument("--baseline-tree", metavar="DIR", help="also scan one endpoint with the scanner of this "
+                   "checkout (e.g. the one before fleets), for comparison")
     p.add_argument("--results", default=str(RESULTS))
     p.add_argument("--docs", default=str(DOCS))
     p.add_argument("--no-docs", action="store_true")
