@@ -2,8 +2,9 @@
 
 `spyglass update` (docs/update.md) scans the same way, then applies what it found.
 
-Exit codes (handler.outcome): 0 the scan completed; 1 with --fail-on-stale (or --fail-on-error)
-when that is found; 2 usage or configuration error; 3 the endpoint could not be scanned; 4 with
+Exit codes (handler.outcome): 0 the scan completed; 1 with --fail-on-stale (or --fail-on-error,
+which counts an endpoint not listed) when that is found; 2 usage or configuration error; 3 no
+endpoint could be listed; 4 with
 --fail-on-notify-error when a notify URL did not take the message; 130 interrupted. Every option is a row of handler.settings: argparse only collects the text, the
 table's parsers turn it into values (flag > environment > default).
 """
@@ -38,11 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "to a newer image in its registry.")
     parser.add_argument("--version", action="version", version=f"spyglass {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    scan = commands.add_parser("scan", help="scan one Docker endpoint and report", description=(
-        "Scan one Docker endpoint: list its containers, ask each image's registry for the digest its "
-        "tag points to now, and report which containers are stale. Exit codes: 0 done, 1 stale (or "
-        "errors) found with --fail-on-stale (--fail-on-error), 2 usage or configuration error, "
-        "3 the endpoint could not be listed, 4 a notify URL failed with --fail-on-notify-error, 130 "
+    scan = commands.add_parser("scan", help="scan Docker endpoints and report", description=(
+        "Scan Docker endpoints (one -H, several, or a --fleet file): list their containers, ask each "
+        "image's registry once for the digest its tag points to now, and report which containers are "
+        "stale. Exit codes: 0 done, 1 stale (or errors, an endpoint not listed included) found with "
+        "--fail-on-stale (--fail-on-error), 2 usage or configuration error, "
+        "3 no endpoint could be listed, 4 a notify URL failed with --fail-on-notify-error, 130 "
         "interrupted. A boolean variable takes true/false, "
         "1/0, yes/no or on/off; a list takes commas or newlines."))
     _add_rows(scan, [row for row in table.rows(table.CLI) if row.group != table.UPDATE])
@@ -76,7 +78,7 @@ def _add_argument(group, row: table.Setting) -> None:
     elif isinstance(row.kind, table.Flag):
         group.add_argument(*row.flags, dest=row.name, action=argparse.BooleanOptionalAction, default=None,
                            help=help_text)
-    elif isinstance(row.kind, table.Items):
+    elif isinstance(row.kind_in(table.CLI), table.Items):
         group.add_argument(*row.flags, dest=row.name, action="append", default=None, metavar=metavar,
                            help=help_text + "; repeatable")
     else:
@@ -99,6 +101,8 @@ def read_settings(argv: Sequence[str] | None, env: Mapping[str, str], home: Path
     if not args.get("names"):
         args["names"] = None  # no positional names: SPYGLASS_NAMES or every container
     values = table.resolve(table.CLI, [table.flags(args), table.environment(env, table.CLI)], home=home)
+    if values["fleet"] and not args.get("host"):
+        values["host"] = ()  # the fleet file says where: neither DOCKER_HOST nor the default socket joins
     return {**values, "command": command}
 
 
@@ -121,8 +125,8 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
             from handler.notify import load_apprise
             load_apprise()  # not installed: exit 2 before the scan, not after it
         if values["command"] == "update":
-            return _update(values, stdout=stdout, stderr=stderr, stdin=stdin)
-        return _scan(values, stdout=stdout, stderr=stderr)
+            return _update(values, stdout=stdout, stderr=stderr, stdin=stdin, home=home)
+        return _scan(values, stdout=stdout, stderr=stderr, home=home)
     except ConfigurationError as exc:
         print(f"spyglass: configuration error: {exc}", file=stderr)
         return EXIT_CONFIG
@@ -137,13 +141,15 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         return EXIT_INTERRUPTED
 
 
-def _config(values: Mapping[str, object]):
-    from handler.compose import daemon_settings, scan_config
+def _config(values: Mapping[str, object], home: Path):
+    from handler.compose import scan_config
+    from handler.fleet import RunTLS, config_fields, endpoint_configs, fleet_name, read_fleet_file
 
-    daemon = daemon_settings(values["host"], tls_verify=values["tls_verify"], ca=values["tls_ca"],
-                             cert=values["tls_cert"], key=values["tls_key"], cert_dir=Path(values["cert_path"]),
-                             timeout=min(30.0, values["timeout"]))
-    return scan_config(values, daemon)
+    items = read_fleet_file(values["fleet"], home=home) if values["fleet"] else ()
+    tls = RunTLS(values["tls_verify"], values["tls_ca"], values["tls_cert"], values["tls_key"], values["cert_path"])
+    endpoints = endpoint_configs(items, values["host"], tls, timeout=min(30.0, values["timeout"]))
+    fields = config_fields(endpoints, items)
+    return scan_config(values, fields.pop("daemon"), **fields, fleet_name=fleet_name(values["fleet"], values["host"]))
 
 
 def _token_store(values: Mapping[str, object]):
@@ -153,16 +159,17 @@ def _token_store(values: Mapping[str, object]):
     return token_store_for_table(values["token_cache"])
 
 
-def _scan(values: Mapping[str, object], *, stdout, stderr) -> int:
+def _scan(values: Mapping[str, object], *, stdout, stderr, home: Path) -> int:
     from engine.recover import mark_interrupted
     from handler.compose import run_scan
+    from handler.outcome import ensure_listed
     from handler.progress import TerminalProgress
 
-    config = _config(values)
+    config = _config(values, home)
     token_store = _token_store(values)
     progress = TerminalProgress(stderr) if _isatty(stderr) else None
     try:
-        report = mark_interrupted(run_scan(config, progress=progress, token_store=token_store))
+        report = mark_interrupted(ensure_listed(run_scan(config, progress=progress, token_store=token_store)))
     finally:
         if progress is not None:
             progress.close()
@@ -195,7 +202,7 @@ def _output(values: Mapping[str, object], stdout) -> str:
     return values["output"] or ("text" if _isatty(stdout) else "json")
 
 
-def _update(values: Mapping[str, object], *, stdout, stderr, stdin) -> int:
+def _update(values: Mapping[str, object], *, stdout, stderr, stdin, home: Path) -> int:
     """Scan, plan, ask (unless --yes or --dry-run), apply; the report carries each container's action."""
     from engine.plan import describe
     from handler.compose import run_update, update_options
@@ -216,7 +223,11 @@ def _update(values: Mapping[str, object], *, stdout, stderr, stdin) -> int:
         stderr.flush()
         return stdin.readline().strip().lower() in ("y", "yes")
 
-    run = run_update(_config(values), update_options(values), dry_run=values["dry_run"],
+    config = _config(values, home)
+    if config.daemon is None:
+        raise ConfigurationError("spyglass update works on one endpoint at a time: give one -H (or DOCKER_HOST), "
+                                 "not a fleet")
+    run = run_update(config, update_options(values), dry_run=values["dry_run"],
                      confirm=None if values["yes"] or values["dry_run"] else confirm,
                      token_store=_token_store(values))
     if values["dry_run"]:

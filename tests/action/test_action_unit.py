@@ -157,3 +157,35 @@ def test_output_html_is_refused_with_where_the_page_goes_instead(tmp_path):
     with pytest.raises(ConfigurationError) as refused:
         read_settings({env_name("output"): "html", env_name("host"): "tcp://127.0.0.1:1"}, tmp_path)
     assert "output (Action input)" in str(refused.value) and "report-html" in str(refused.value)
+
+# -- the fleet input ---------------------------------------------------------------------------
+
+def test_the_fleet_input_masks_the_pem_inside_it_and_leaves_hosts_readable():
+    fleet = json.dumps([{"host": "tcp://web-1.example:2376", "name": "web-1", "client_key": KEY}])
+    masks = mask_values(read_inputs({env_name("fleet"): fleet}))
+    assert "MHcCAQEEIGx0c3BpZGVyc2VjcmV0a2V5bWF0ZXJpYWwxMjM0NTY3ODkwoAoGCCqG" in masks
+    assert not any("web-1" in mask for mask in masks)
+
+
+def test_fleet_items_become_endpoints_with_their_pem_in_private_files(tmp_path):
+    seen = {}
+
+    def scan(config, **kwargs):
+        seen["endpoints"] = [(e.name, e.daemon.host, e.daemon.client_key) for e in config.endpoints]
+        seen["key"] = open(config.endpoints[1].daemon.client_key).read()
+        seen["fleet_name"] = config.fleet_name
+        raise KeyboardInterrupt  # enough seen: stop before anything is reported
+
+    fleet = json.dumps([{"host": "tcp://web-1.example:2376", "name": "web-1"},
+                        {"host": "tcp://db-1.example:2376", "client_cert": KEY, "client_key": KEY}])
+    with pytest.raises(KeyboardInterrupt):
+        simulate(tmp_path, {"fleet": fleet, "timeout": "5"}, scan=scan)
+    (first, second) = seen["endpoints"]
+    assert first[:2] == ("web-1", "tcp://web-1.example:2376") and second[1] == "tcp://db-1.example:2376"
+    assert seen["key"].strip() == KEY.strip() and "runner-temp" in second[2] and seen["fleet_name"] == "fleet"
+
+
+def test_a_bad_fleet_item_exits_2_naming_it(tmp_path):
+    run = simulate(tmp_path, {"fleet": json.dumps([{"host": "tcp://a.example:2376", "scope": 5}])})
+    assert run.code == 2
+    assert "fleet item 1 (tcp://a.example:2376): scope: expected a string, got a number" in run.stdout

@@ -446,3 +446,27 @@ def test_the_quick_run_measures_the_pulled_state_too():
     quick, full = plan.Settings(**plan.QUICK, quick=True), plan.Settings()
     assert quick.pulled_runs == 1 and full.pulled_runs == full.runs
     assert quick.stale >= 1  # a pulled state needs stale tags to pull
+
+
+# -- the fleet sweep (bench/fleetsweep.py) -------------------------------------------------------
+
+def test_the_fleet_sweep_checks_every_endpoint_and_its_targets(tmp_path):
+    import json as _json
+
+    from bench.fleetsweep import _every_endpoint_right, targets
+
+    truth = {"a": "fresh", "b": "stale"}
+    report = {"endpoints": [{"containers": [{"name": "a", "status": "fresh"}, {"name": "b", "status": "stale"}]}] * 2}
+    path = tmp_path / "r.json"
+    path.write_text(_json.dumps(report))
+    assert _every_endpoint_right(path, truth, 2) and not _every_endpoint_right(path, truth, 3)
+    report["endpoints"][1] = {"containers": [{"name": "a", "status": "fresh"}]}
+    path.write_text(_json.dumps(report))
+    assert not _every_endpoint_right(path, truth, 2)
+    same = {"ping": 3, "token": 1, "head": 25}
+    points = [{"endpoints": 1, "ratio": 1.2, "requests": same}, {"endpoints": 8, "ratio": 1.6, "requests": same}]
+    wall, requests = targets(points)
+    assert (wall["met"], requests["met"]) == (False, True) and "K=8" in wall["measured"]
+    points[1] = {"endpoints": 8, "ratio": 1.4, "requests": dict(same, head=26)}
+    wall, requests = targets(points)
+    assert (wall["met"], requests["met"]) == (True, False)
