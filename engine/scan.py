@@ -23,6 +23,7 @@ from .authn import ANONYMOUS_KEYCHAIN, Keychain
 from .clock import Clock, Deadline, SystemClock
 from .daemon import ContainerInfo, ContainerSource
 from .decide import Lookup, decide, local_digests
+from .digestcache import DigestCache
 from .errors import DaemonError, InvalidReferenceError, RegistryError, RegistryTimeoutError, SpyglassError
 from .mediatypes import is_index
 from .name import Reference, parse_reference
@@ -80,7 +81,8 @@ class _VersionCheck:
 
 def scan(source: ContainerSource, options: ScanOptions = ScanOptions(), *, pools: HttpPools | None = None,
          keychain: Keychain = ANONYMOUS_KEYCHAIN, token_cache: TokenCache | None = None,
-         clock: Clock | None = None, progress: Progress | None = None) -> Report:
+         clock: Clock | None = None, progress: Progress | None = None,
+         digest_cache: DigestCache | None = None) -> Report:
     """Scan source; raises DaemonError only when nothing could be listed.
 
     Every thread the scan starts has ended when it returns: its one executor is shut down with
@@ -98,7 +100,8 @@ def scan(source: ContainerSource, options: ScanOptions = ScanOptions(), *, pools
     try:
         # The trust store takes tens of ms of CPU to load: load it while the daemon answers.
         executor.submit(_quietly, pools.load_trust)
-        collaborators = dict(pools=pools, keychain=keychain, token_cache=token_cache, clock=clock, deadline=deadline)
+        collaborators = dict(pools=pools, keychain=keychain, token_cache=token_cache, clock=clock, deadline=deadline,
+                             digest_cache=digest_cache)  # a tag another batch of the run looked up: no HEAD
         early = _EarlyPrimes(executor, options, collaborators)
         listing = source.list_containers(lambda c: _needs_registry(c, options), concurrency=options.concurrency,
                                          progress=progress, on_listed=early.start)

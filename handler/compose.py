@@ -15,6 +15,7 @@ from typing import Mapping
 from engine.authn import ANONYMOUS_KEYCHAIN, DockerConfigKeychain, Keychain
 from engine.clock import Clock, SystemClock
 from engine.daemon import DaemonSettings, DockerDaemon
+from engine.digestcache import DigestCache
 from engine.errors import ConfigurationError
 from engine.report import Report
 from engine.scan import Progress, ScanOptions, scan
@@ -108,7 +109,8 @@ def write_json_report(path: Path, text: str) -> None:
 
 def run_scan(config: ScanConfig, *, progress: Progress | None = None,
              clock: Clock | None = None, pools: HttpPools | None = None,
-             token_store: TokenStore | None = None, keychain_wrapper=None) -> Report:
+             token_store: TokenStore | None = None, keychain_wrapper=None,
+             digest_cache: DigestCache | None = None) -> Report:
     """Everything a scan needs, built from config; ConfigurationError before any network call.
 
     ``keychain_wrapper`` takes the docker-config keychain and returns the one to use
@@ -129,7 +131,8 @@ def run_scan(config: ScanConfig, *, progress: Progress | None = None,
     pools = pools or HttpPools(tls_policy(config), maxsize=config.concurrency)
     try:
         return scan(DockerDaemon(config.daemon), options, pools=pools, keychain=credentials,
-                    token_cache=MemoryTokenCache(clock=clock, shared=token_store), clock=clock, progress=progress)
+                    token_cache=MemoryTokenCache(clock=clock, shared=token_store), clock=clock, progress=progress,
+                    digest_cache=digest_cache)
     finally:
         if own_pools:
             pools.close()

@@ -391,6 +391,9 @@ SETTINGS: tuple[Setting, ...] = (
             (CLI, ACTION, LAMBDA), default="memory", flags=("--token-cache",), env="TOKEN_CACHE",
             action_input="token-cache", group=DELIVERY,
             notes={ACTION: "dynamodb:TABLE installs spyglass with boto3"}),
+    Setting("digest_cache_ttl", Number(at_least=0), "seconds a tag's digest is shared through the TOKEN_CACHE "
+            "table, so the invocations of one fleet run ask each tag once; 0: not shared", (LAMBDA,),
+            default="300", env="SPYGLASS_DIGEST_CACHE_TTL", group=DELIVERY),
     Setting("state_table", TABLE, "where NOTIFY=change keeps the last delivered state", (LAMBDA,),
             env="STATE_TABLE", group=DELIVERY, shown_default="the TOKEN_CACHE table"),
 

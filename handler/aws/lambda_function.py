@@ -92,7 +92,7 @@ def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
         static = {"endpoint": spec.host, "correlation_id": correlation_id or request_id, "scan_id": request_id}
         with _json_logs(settings.log_level, log_stream, static, settings.notify_urls):
             try:
-                return _invocation(settings, spec, request_id, context, runtime)
+                return _invocation(settings, spec, request_id, context, runtime, run_id=static["correlation_id"])
             except SpyglassError as exc:  # raised on: Lambda's retries and on-failure destination take it
                 log.error("invocation failed%s: %s", " (temporary)" if exc.temporary else "", exc,
                           extra={"error_class": type(exc).__name__, "temporary": exc.temporary})
@@ -102,7 +102,7 @@ def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
                 raise
 
 
-def _invocation(settings, spec, scan_id: str, context, runtime: Runtime) -> dict:
+def _invocation(settings, spec, scan_id: str, context, runtime: Runtime, *, run_id: str) -> dict:
     from handler.aws import metrics
     from handler.outcome import decide, fingerprint
 
@@ -111,10 +111,10 @@ def _invocation(settings, spec, scan_id: str, context, runtime: Runtime) -> dict
         load_apprise()  # not in the package: a configuration error before the scan
     budget = _scan_budget(settings, context)
     log.info("scan started", extra={"scan_budget_s": budget, "notify": settings.notify})
-    report, failure, store = _scan(settings, spec, runtime, budget)
+    report, failure, stores = _scan(settings, spec, runtime, budget, run_id)
     status = "errors" if failure else report.status
     log.info("scan finished", extra={"status": status, "summary": report.summary, "error": failure,
-                                     "duration_ms": report.duration_ms, "token_cache": _store_stats(store)})
+                                     "duration_ms": report.duration_ms, **_store_stats(*stores)})
     metrics.emit(report, endpoint_failed=failure is not None, function_name=getattr(context, "function_name", ""),
                  properties={"endpoint": spec.host, "scan_id": scan_id, "status": status})
     current = fingerprint(report, endpoint_failed=failure is not None)
@@ -148,27 +148,30 @@ def _notify_urls(settings, report, scan_id: str, failure, context, location) -> 
     return {"notify_sent": list(outcome.sent), "notify_failed": [f.target for f in outcome.failed]}
 
 
-def _scan(settings, spec, runtime: Runtime, budget: float | None):
-    """(report, endpoint failure message or None, token store or None)."""
+def _scan(settings, spec, runtime: Runtime, budget: float | None, run_id: str):
+    """(report, endpoint failure message or None, (token store, digest cache), each None when unused)."""
     from engine.errors import DaemonError
     from engine.report import Report
-    from handler.aws.dynamodb import DynamoTokenStore
+    from handler.aws.dynamodb import DynamoDigestCache, DynamoTokenStore
     from handler.compose import run_scan
 
-    store = None
+    store = digests = None
     if settings.token_table:
         store = DynamoTokenStore(settings.token_table, client=runtime.clients.client("dynamodb"),
                                  clock=runtime.clock)
+    if settings.token_table and settings.digest_cache_ttl > 0:
+        digests = DynamoDigestCache(settings.token_table, run=run_id, client=runtime.clients.client("dynamodb"),
+                                    clock=runtime.clock, ttl=settings.digest_cache_ttl)
     started = runtime.clock.now()
     with _scan_inputs(settings, spec, runtime, budget) as (config, wrapper):
         try:
             report = run_scan(config, clock=runtime.clock,
                               pools=runtime.pools_for(config),
-                              token_store=store, keychain_wrapper=wrapper)
+                              token_store=store, keychain_wrapper=wrapper, digest_cache=digests)
         except DaemonError as exc:
             log.error("endpoint could not be scanned: %s", exc)
-            return Report(spec.host, started, runtime.clock.now(), ()), str(exc), store
-    return report, None, store
+            return Report(spec.host, started, runtime.clock.now(), ()), str(exc), (store, digests)
+    return report, None, (store, digests)
 
 
 @contextlib.contextmanager
@@ -263,10 +266,9 @@ def _remaining_seconds(context) -> float | None:
     return remaining() / 1000.0 if callable(remaining) else None
 
 
-def _store_stats(store) -> dict | None:
-    if store is None:
-        return None
-    return {"reads": store.reads, "hits": store.hits, "writes": store.writes, "degraded": store.degraded}
+def _store_stats(tokens, digests) -> dict:
+    """The shared caches' reads, hits and writes for the "scan finished" line."""
+    return {"token_cache": tokens.stats() if tokens else None, "digest_cache": digests.stats() if digests else None}
 
 
 @contextlib.contextmanager

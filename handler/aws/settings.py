@@ -42,6 +42,7 @@ class LambdaSettings:
     report_prefix: str = "reports/"
     notify: str = "always"
     token_table: str = ""  # TOKEN_CACHE=dynamodb:TABLE
+    digest_cache_ttl: float = 300.0  # seconds; with a token table, tag digests are shared there (0: not)
     state_table: str = ""  # where NOTIFY=change keeps the last delivered state
     registry_auth_secret: str = ""
     registry_ca: str | None = None
@@ -69,6 +70,7 @@ def settings_from_env(env: Mapping[str, str]) -> LambdaSettings:
         endpoint=_endpoint(values),
         topic_arn=values["sns_topic_arn"] or "", report_bucket=values["report_bucket"] or "",
         report_prefix=values["report_prefix"] or "", notify=values["notify"], token_table=values["token_cache"],
+        digest_cache_ttl=values["digest_cache_ttl"],
         state_table=state_table, registry_auth_secret=values["registry_auth_secret"] or "",
         registry_ca=values["registry_ca"], registry_ca_validate=values["registry_ca_validate"],
         insecure_registries=values["insecure_registries"], concurrency=values["concurrency"],

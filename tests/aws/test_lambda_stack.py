@@ -124,6 +124,37 @@ def test_two_invocations_share_one_registry_token_through_dynamodb(stack, demo_f
     assert finished["token_cache"]["hits"] >= 1 and finished["token_cache"]["writes"] == 0
 
 
+def heads(doc) -> int:
+    return sum(r["requests"].get("head", 0) for r in doc["registries"])
+
+
+def test_a_second_invocation_of_the_run_asks_no_tag_again_through_the_digest_cache(stack, demo_fleet, aws,
+                                                                                   lambda_env):
+    env = lambda_env | {"TOKEN_CACHE": f"dynamodb:{aws.table}"}
+    batch = {"correlation_id": "fleet-run-1"}  # what Step Functions gives every batch of one run
+    run(env, batch, runtime=Runtime(clients=aws.clients))
+    _, logs = run(env, batch, runtime=Runtime(clients=aws.clients))  # another batch: nothing warm but the table
+    first, second = (json.loads(m["Body"]) for m in aws.receive(aws.raw_queue, at_least=2))
+    failed = {c["reference"] for c in first["containers"] if c["status"] == "error" and c["registry"]}
+    assert heads(first) > len(failed) and heads(second) == len(failed)  # a failed HEAD is not remembered
+    verdicts = [{n: (c["status"], c["reason"], c["remote_digest"]) for n, c in by_name(doc).items()}
+                for doc in (first, second)]
+    assert verdicts[0] == verdicts[1]
+    [finished] = [line for line in logs if line["message"] == "scan finished"]
+    assert finished["digest_cache"]["hits"] == heads(first) - len(failed)
+    run(env, {"correlation_id": "fleet-run-2"}, runtime=Runtime(clients=aws.clients))  # the next run asks again
+    [third] = [json.loads(m["Body"]) for m in aws.receive(aws.raw_queue)]
+    assert heads(third) == heads(first)
+
+
+def test_with_the_digest_cache_off_every_invocation_asks_the_registries(stack, demo_fleet, aws, lambda_env):
+    env = lambda_env | {"TOKEN_CACHE": f"dynamodb:{aws.table}", "SPYGLASS_DIGEST_CACHE_TTL": "0"}
+    for _ in range(2):
+        run(env, {"correlation_id": "fleet-run-1"}, runtime=Runtime(clients=aws.clients))
+    first, second = (json.loads(m["Body"]) for m in aws.receive(aws.raw_queue, at_least=2))
+    assert heads(first) == heads(second) > 0
+
+
 def test_a_token_table_that_fails_degrades_to_memory_with_one_warning(stack, demo_fleet, aws, lambda_env):
     env = lambda_env | {"TOKEN_CACHE": "dynamodb:no-such-table"}
     result, logs = run(env, aws=aws)
