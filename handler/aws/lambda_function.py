@@ -82,7 +82,7 @@ def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
     from handler.aws.settings import early_log_level, endpoint_for, settings_from_env
 
     request_id = getattr(context, "aws_request_id", "") or str(uuid.uuid4())
-    with _json_logs(early_log_level(env), log_stream, {"request_id": request_id}):
+    with json_logs(early_log_level(env), log_stream, {"request_id": request_id}):
         try:
             settings = settings_from_env(env)
             spec, correlation_id = endpoint_for(event, settings.endpoint)
@@ -90,7 +90,7 @@ def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
             log.error("%s", exc)
             raise
         static = {"endpoint": spec.host, "correlation_id": correlation_id or request_id, "scan_id": request_id}
-        with _json_logs(settings.log_level, log_stream, static, settings.notify_urls):
+        with json_logs(settings.log_level, log_stream, static, settings.notify_urls):
             try:
                 return _invocation(settings, spec, request_id, context, runtime, run_id=static["correlation_id"])
             except SpyglassError as exc:  # raised on: Lambda's retries and on-failure destination take it
@@ -272,7 +272,7 @@ def _store_stats(tokens, digests) -> dict:
 
 
 @contextlib.contextmanager
-def _json_logs(level: str, stream, static: dict, secret_urls=()):
+def json_logs(level: str, stream, static: dict, secret_urls=()):
     """JSON lines on stream (stdout in Lambda) for the block, cleaned of the notify URLs' secrets;
     the previous logging set-up comes back after."""
     from handler import logs
