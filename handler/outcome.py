@@ -11,9 +11,9 @@
     fingerprint what `change` compares: a digest of the stale containers (by name and remote
                 digest), the errored ones (by name and reason) and the endpoint's own
                 reachability, so the order of containers, fresh ones coming and going, and
-                timings never count as a change; a fleet's (document_fingerprint, from the
-                merged report of a Step Functions run) the same by endpoint, with every
-                endpoint that was not listed and why
+                timings never count as a change; document_fingerprint does the same for a
+                merged fleet report (a Step Functions run's) by endpoint, with the outdated
+                containers and every endpoint that was not listed and why
 """
 from __future__ import annotations
 
@@ -70,24 +70,25 @@ def fingerprint(report: Report, *, endpoint_failed: bool = False) -> str:
     """The digest `change` compares with the last delivered one (the same for DynamoDB and the state file)."""
     stale = sorted([c.name, c.remote_digest or ""] for c in report.containers if c.status == STALE)
     errors = sorted([c.name, c.reason or ""] for c in report.containers if c.status == ERROR)
-    return _digest({"stale": stale, "errors": errors, "endpoint_failed": endpoint_failed})
+    text = json.dumps({"stale": stale, "errors": errors, "endpoint_failed": endpoint_failed}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def document_fingerprint(doc: Mapping[str, Any]) -> str:
     """The fingerprint of a schema_version 2 report document (the Step Functions run's merged one):
-    stale and errored containers by endpoint, and the endpoints not listed with their reason."""
-    stale, errors, not_listed = [], [], []
+    stale, errored and outdated containers by endpoint, and the endpoints not listed with their reason."""
+    stale, errors, outdated, unlisted = [], [], [], []
     for endpoint in doc.get("endpoints") or []:
         where = endpoint.get("endpoint") or ""
         if endpoint.get("status") in ("unreachable", "error"):
-            not_listed.append([where, endpoint.get("reason") or ""])
+            unlisted.append([where, endpoint.get("reason") or ""])
         for c in endpoint.get("containers") or []:
             if c.get("status") == STALE:
                 stale.append([where, c.get("name") or "", c.get("remote_digest") or ""])
             elif c.get("status") == ERROR:
                 errors.append([where, c.get("name") or "", c.get("reason") or ""])
-    return _digest({"stale": sorted(stale), "errors": sorted(errors), "endpoints_failed": sorted(not_listed)})
-
-
-def _digest(parts: dict) -> str:
+            if c.get("newer"):
+                outdated.append([where, c.get("name") or "", c["newer"]])
+    parts = {"stale": sorted(stale), "errors": sorted(errors), "outdated": sorted(outdated, key=json.dumps),
+             "unlisted": sorted(unlisted)}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()

@@ -455,10 +455,11 @@ def action_inputs(env: Mapping[str, str]) -> Source:
     return Source("Action input", given, {row.name: row.action_input for row in chosen})
 
 
-def event_fields(endpoint: Mapping[str, object]) -> Source:
+def event_fields(endpoint: Mapping[str, object], where: str = "endpoint") -> Source:
+    """An event's endpoint object; where names it in problems (endpoint, endpoints[3], ...)."""
     chosen = [row for row in rows(LAMBDA) if row.event_field and row.event_field in endpoint]
     return Source("Lambda event field", {row.name: endpoint[row.event_field] for row in chosen},
-                  {row.name: f"endpoint.{row.event_field}" for row in chosen}, blank_is_unset=False)
+                  {row.name: f"{where}.{row.event_field}" for row in chosen}, blank_is_unset=False)
 
 
 def event_field_names() -> tuple[str, ...]:

@@ -2,8 +2,8 @@
 
     handler(event, context)   the state machine's Aggregate task (infra/template.yaml):
         {"run": <execution name>, "started_at": <execution start, ISO 8601>, "name": <fleet name>,
-         "map": <the Map state's output: MapRunArn, ResultWriterDetails> (absent after a Catch),
-         "map_error": {"Error", "Cause"} (only after a Catch: the Map failed),
+         "outcome": {"map": <the Map state's output: MapRunArn, ResultWriterDetails>, or
+                     "map_error": {"Error", "Cause"} after the Map failed (its Catch)},
          "results": {"bucket", "prefix"} (where the ResultWriter writes this run's files),
          "fleet": {"bucket", "key"} (the fleet list, so an endpoint no batch reported is named)}
     1. read the Map Run's manifest and result files (handler/aws/resultwriter.py); batch reports
@@ -66,10 +66,11 @@ def aggregate(event: dict, *, settings, clients, run_id: str, now, function_name
     event = _checked(event)
     reader = ResultReader(clients.client("s3"))
     results = event["results"]
-    map_run = reader.map_run(event.get("map"), bucket=results["bucket"], prefix=results["prefix"])
+    outcome = event.get("outcome") or {}
+    map_run = reader.map_run(outcome.get("map"), bucket=results["bucket"], prefix=results["prefix"])
     batches = resolve_offloaded(map_run.batches, reader.offloaded)
     expected = _fleet_list(reader, event.get("fleet"))
-    map_error = event.get("map_error") or None
+    map_error = outcome.get("map_error") or None
     run = {"id": run_id, "map_run_arn": map_run.map_run_arn,
            "map_error": _map_error(map_error) if map_error else None}
     doc = merge(event["name"], batches, expected, started_at=_started(event, now), finished_at=now(), run=run)
@@ -96,6 +97,8 @@ def _checked(event) -> dict:
     if not isinstance(results, dict) or not isinstance(results.get("bucket"), str) \
             or not isinstance(results.get("prefix"), str):
         problems.append("results: required, {\"bucket\", \"prefix\"}")
+    if not isinstance(event.get("outcome", {}), dict):
+        problems.append("outcome: the Map state's output ({\"map\"}) or its error ({\"map_error\"})")
     fleet = event.get("fleet")
     if fleet is not None and not (isinstance(fleet, dict) and fleet.get("bucket") and fleet.get("key")):
         problems.append("fleet: {\"bucket\", \"key\"} of the fleet list")

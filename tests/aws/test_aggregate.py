@@ -96,13 +96,13 @@ class MapRunWriter:
         s3.put_object(Bucket=self.aws.bucket, Key=f"{base}manifest.json", Body=json.dumps(manifest).encode())
         return {"MapRunArn": arn, "ResultWriterDetails": {"Bucket": self.aws.bucket, "Key": f"{base}manifest.json"}}
 
-    def event(self, map_output=None, **extra) -> dict:
-        event = {"run": self.run, "started_at": "2026-11-30T22:00:00.000Z", "name": "prod",
-                 "results": {"bucket": self.aws.bucket, "prefix": self.prefix},
-                 "fleet": {"bucket": self.aws.bucket, "key": FLEET_KEY}}
-        if map_output is not None:
-            event["map"] = map_output
-        return event | extra
+    def event(self, map_output=None, map_error=None) -> dict:
+        """The Aggregate task's payload as the state machine builds it (infra/template.yaml)."""
+        outcome = {"max_concurrency": 10, "results_prefix": self.prefix}  # the state after Prepare
+        outcome.update({"map": map_output} if map_error is None else {"map_error": map_error})
+        return {"run": self.run, "started_at": "2026-11-30T22:00:00.000Z", "name": "prod",
+                "results": {"bucket": self.aws.bucket, "prefix": self.prefix},
+                "fleet": {"bucket": self.aws.bucket, "key": FLEET_KEY}, "outcome": outcome}
 
 
 def fleet_list(aws, count: int) -> None:
@@ -300,8 +300,8 @@ def test_a_fleet_too_large_for_sns_sends_the_summary_and_the_endpoints_that_need
 
 def test_an_invalid_event_names_every_offending_field(aws):
     with pytest.raises(InvalidEventError) as caught:
-        run(aws, {"run": "x", "fleet": {"bucket": "b"}})
-    for field in ("name:", "results:", "fleet:"):
+        run(aws, {"run": "x", "fleet": {"bucket": "b"}, "outcome": []})
+    for field in ("name:", "results:", "fleet:", "outcome:"):
         assert field in str(caught.value)
 
 
