@@ -6,6 +6,7 @@ A ``DigestCache`` sits in front of ``RegistryClient.head_manifest``:
 
     get(key)  → the Descriptor a recent HEAD returned, or None (absent, expired, unreadable)
     put(key, descriptor) after a successful HEAD
+    abandon(key) after a failed one (a shared cache may have told others to wait for it)
 
 The key is everything that decides the answer: registry, repository, tag and the Accept
 list sent (a registry resolves a multi-platform tag differently when index types are not
@@ -47,6 +48,8 @@ class DigestCache(Protocol):
 
     def put(self, key: DigestKey, descriptor: Descriptor) -> None: ...
 
+    def abandon(self, key: DigestKey) -> None: ...
+
 
 class MemoryDigestCache:
     """Descriptors in a dict, each until ``ttl`` seconds after it was stored; safe between threads."""
@@ -70,3 +73,6 @@ class MemoryDigestCache:
     def put(self, key: DigestKey, descriptor: Descriptor) -> None:
         with self._lock:
             self._entries[key] = (descriptor, self._clock.now() + self._ttl)
+
+    def abandon(self, key: DigestKey) -> None:
+        """Nothing to undo: in one process the scan already asks each tag once."""

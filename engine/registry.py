@@ -63,13 +63,17 @@ class RegistryClient:
         cached = self._cached(key)
         if cached is not None:
             return cached
-        response = self._manifest("HEAD", repository, reference)
-        digest = response.header("Docker-Content-Digest")
-        if digest:
-            descriptor = Descriptor(digest, _media_type(response))
-        else:
-            descriptor, _ = self.get_manifest(repository, reference)
-        self._remember(key, descriptor)
+        try:
+            response = self._manifest("HEAD", repository, reference)
+            digest = response.header("Docker-Content-Digest")
+            if digest:
+                descriptor = Descriptor(digest, _media_type(response))
+            else:
+                descriptor, _ = self.get_manifest(repository, reference)
+        except BaseException:
+            self._cache_call("abandon", key)
+            raise
+        self._cache_call("put", key, descriptor)
         return descriptor
 
     def _cached(self, key: DigestKey) -> Descriptor | None:
@@ -83,13 +87,14 @@ class RegistryClient:
                         key.repository, type(exc).__name__)
             return None
 
-    def _remember(self, key: DigestKey, descriptor: Descriptor) -> None:
+    def _cache_call(self, method: str, key: DigestKey, *args) -> None:
+        """put or abandon; a failure is a warning (the lookup itself is settled: only the next one pays)."""
         if self._digests is None or ":" in key.tag:
             return
         try:
-            self._digests.put(key, descriptor)
-        except Exception as exc:  # noqa: BLE001 - the lookup succeeded; only the next one pays
-            log.warning("digest cache write for %s/%s failed (%s)", key.registry, key.repository,
+            getattr(self._digests, method)(key, *args)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("digest cache %s for %s/%s failed (%s)", method, key.registry, key.repository,
                         type(exc).__name__)
 
     def get_manifest(self, repository: str, reference: str) -> tuple[Descriptor, bytes]:

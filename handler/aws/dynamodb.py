@@ -112,17 +112,37 @@ class DynamoTokenStore(_CacheTable):
         self._count("writes")
 
 
+CLAIM_SECONDS = 5.0  # how long the other batches of a run wait for the one that claimed a tag's HEAD
+POLL_SECONDS = 0.2
+_CLAIMED = object()  # another batch is asking the registry for this tag right now
+# Absent, or neither a live claim nor an unexpired digest (a malformed item counts as neither).
+CLAIMABLE = ("attribute_not_exists(pk) OR NOT ((attribute_type(claim_until, :n) AND claim_until > :now) "
+             "OR (attribute_type(expires_at, :n) AND expires_at > :now))")
+
+
 class DynamoDigestCache(_CacheTable):
     """``engine.digestcache.DigestCache`` on the same table: every batch of the fleet run ``run``
-    sees the digests the others looked up, each for ``ttl`` seconds after its HEAD."""
+    sees the digests the others looked up, each for ``ttl`` seconds after its HEAD.
+
+    The batches of a run start together, so on a miss a batch first claims the tag (a conditional
+    write): the batch whose claim succeeds sends the HEAD and its put() replaces the claim; the
+    others read again every POLL_SECONDS for up to CLAIM_SECONDS and take its answer. A claim that
+    ends without one (that HEAD failed: abandon() removes it) lets each waiter ask the registry itself.
+    """
 
     what = "digest cache"
     without = "asking the registries"
 
-    def __init__(self, table: str, *, run: str, client, clock: Clock | None = None, ttl: float = DEFAULT_TTL):
+    def __init__(self, table: str, *, run: str, client, clock: Clock | None = None, ttl: float = DEFAULT_TTL,
+                 claim_seconds: float = CLAIM_SECONDS):
         super().__init__(table, client=client, clock=clock)
         self._run = run
         self._ttl = ttl
+        self._claim_seconds = claim_seconds
+        self.claims = self.waits = 0
+
+    def stats(self) -> dict:
+        return super().stats() | {"claims": self.claims, "waits": self.waits}
 
     def _key(self, key: DigestKey) -> dict:
         return _pk(DIGEST_PREFIX + hashlib.sha256(f"{self._run}\n{key.digest()}".encode()).hexdigest())
@@ -130,16 +150,12 @@ class DynamoDigestCache(_CacheTable):
     def get(self, key: DigestKey) -> Descriptor | None:
         if self.degraded:
             return None
-        try:
-            answer = self._client.get_item(TableName=self._table, Key=self._key(key))
-        except aws_errors() as exc:
-            return self._degrade("read", exc)
-        self._count("reads")
-        found = _descriptor(answer.get("Item"))
-        if found is None or found[1] <= self._clock.now():
-            return None  # absent, malformed, or expired but not yet removed by TTL
-        self._count("hits")
-        return found[0]
+        found = self._read(key)
+        if isinstance(found, Descriptor):
+            return found
+        if found is None and self._claim(key):
+            return None  # ours to ask the registry
+        return self._wait(key)
 
     def put(self, key: DigestKey, descriptor: Descriptor) -> None:
         if self.degraded:
@@ -154,6 +170,69 @@ class DynamoDigestCache(_CacheTable):
             self._degrade("write", exc)
             return
         self._count("writes")
+
+    def abandon(self, key: DigestKey) -> None:
+        """This batch's HEAD failed: remove its claim, so the waiting batches ask at once."""
+        if self.degraded:
+            return
+        try:
+            self._client.delete_item(TableName=self._table, Key=self._key(key),
+                                     ConditionExpression="attribute_exists(claim_until) AND attribute_not_exists(digest)")
+        except aws_errors() as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                self._degrade("release", exc)
+
+    def _read(self, key: DigestKey):
+        """The descriptor, _CLAIMED, or None (absent, expired, malformed, or the table failed)."""
+        try:
+            answer = self._client.get_item(TableName=self._table, Key=self._key(key), ConsistentRead=True)
+        except aws_errors() as exc:
+            return self._degrade("read", exc)
+        self._count("reads")
+        item, now = answer.get("Item"), self._clock.now()
+        if item and "digest" not in item and "claim_until" in item:
+            return _CLAIMED if _number(item["claim_until"]) > now else None
+        found = _descriptor(item)
+        if found is None or found[1] <= now:
+            return None  # absent, malformed, or expired but not yet removed by TTL
+        self._count("hits")
+        return found[0]
+
+    def _claim(self, key: DigestKey) -> bool:
+        """Whether this batch may send the HEAD (it may whenever the table cannot say otherwise)."""
+        now = self._clock.now()
+        until = now + self._claim_seconds
+        item = {**self._key(key), "claim_until": {"N": repr(float(until))},
+                TTL_ATTRIBUTE: {"N": str(math.ceil(until + self._ttl))}}
+        try:
+            self._client.put_item(TableName=self._table, Item=item,
+                                  ConditionExpression=CLAIMABLE,
+                                  ExpressionAttributeValues={":now": {"N": repr(float(now))}, ":n": {"S": "N"}})
+        except aws_errors() as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            self._degrade("claim", exc)
+            return True
+        self._count("claims")
+        return True
+
+    def _wait(self, key: DigestKey) -> Descriptor | None:
+        """The claiming batch's answer, or None when its claim ends without one."""
+        self._count("waits")
+        end = self._clock.monotonic() + self._claim_seconds
+        while self._clock.monotonic() < end and not self.degraded:
+            self._clock.sleep(POLL_SECONDS)
+            found = self._read(key)
+            if found is not _CLAIMED:
+                return found
+        return None
+
+
+def _number(attribute: dict) -> float:
+    try:
+        return float(attribute["N"])
+    except (KeyError, TypeError, ValueError):
+        return 0.0
 
 
 @dataclass(frozen=True)

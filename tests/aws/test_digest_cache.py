@@ -28,7 +28,7 @@ def test_a_digest_stored_by_one_invocation_is_read_by_the_next(aws, clock):
     cache(aws, clock).put(KEY, DESCRIPTOR)
     reader = cache(aws, clock)
     assert reader.get(KEY) == DESCRIPTOR
-    assert reader.stats() == {"reads": 1, "hits": 1, "writes": 0, "degraded": False}
+    assert reader.stats() == {"reads": 1, "hits": 1, "writes": 0, "degraded": False, "claims": 0, "waits": 0}
 
 
 def test_the_key_is_a_digest_and_the_ttl_attribute_is_set(aws, clock):
@@ -84,7 +84,7 @@ def test_a_failing_table_degrades_after_one_warning_and_stops_asking(aws, clock,
         assert broken.get(KEY) is None
     warnings = [r.getMessage() for r in caplog.records if "digest cache table" in r.getMessage()]
     assert len(warnings) == 1 and "ResourceNotFoundException" in warnings[0] and "asking the registries" in warnings[0]
-    assert broken.stats() == {"reads": 0, "hits": 0, "writes": 0, "degraded": True}
+    assert broken.stats() == {"reads": 0, "hits": 0, "writes": 0, "degraded": True, "claims": 0, "waits": 0}
 
 
 def test_the_registry_client_behind_the_table_sends_one_head_for_two_batches(aws, clock):
@@ -103,3 +103,70 @@ def test_the_registry_client_behind_the_table_sends_one_head_for_two_batches(aws
                          digest_cache=cache(aws, clock)).client
         assert client.head_manifest("team/app", "1.4") == Descriptor(digest, DOCKER_MANIFEST)
     assert len(pools.kinds("HEAD")) == 1
+
+
+# -- batches that start together: one claims the HEAD, the others wait for its answer ---------------
+
+def test_batches_that_start_together_send_one_head_between_them(aws):
+    import threading
+    import time
+
+    from engine.clock import SystemClock
+    from engine.mediatypes import DOCKER_MANIFEST
+    from engine.name import parse_registry
+    from engine.registry import layered
+    from engine.retry import Backoff
+    from tests.unit.fakes import TablePools
+
+    digest = "sha256:" + "f" * 64
+
+    def slow_head(_):
+        time.sleep(0.4)  # a registry far away: every batch misses the table before the first answer
+        return 200, {"Docker-Content-Digest": digest, "Content-Type": DOCKER_MANIFEST}, b""
+
+    pools = TablePools([("GET", "/v2/", lambda _: (200, {}, b"")), ("HEAD", "/v2/", slow_head)])
+    caches = [cache(aws, SystemClock()) for _ in range(4)]
+    answers, start = [], threading.Barrier(len(caches))
+
+    def batch(digests) -> None:
+        client = layered(parse_registry("reg.example"), pools=pools, backoff=Backoff(), digest_cache=digests).client
+        start.wait()
+        answers.append(client.head_manifest("team/app", "1.4").digest)
+
+    threads = [threading.Thread(target=batch, args=(c,)) for c in caches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert answers == [digest] * 4
+    assert len(pools.kinds("HEAD")) == 1
+    assert sum(c.claims for c in caches) == 1 and sum(c.waits for c in caches) == 3
+
+
+def test_a_claim_that_ends_without_an_answer_lets_the_waiter_ask_itself(aws, clock):
+    assert cache(aws, clock).get(KEY) is None  # claimed; its HEAD fails, so nothing is put
+    waiter = cache(aws, clock)
+    started = clock.monotonic()
+    assert waiter.get(KEY) is None
+    assert waiter.stats()["waits"] == 1 and clock.monotonic() - started >= 5.0  # it waited out the claim
+
+
+def test_an_abandoned_claim_lets_the_waiters_ask_at_once(aws, clock):
+    claimant = cache(aws, clock)
+    assert claimant.get(KEY) is None
+    claimant.abandon(KEY)
+    other = cache(aws, clock)
+    assert other.get(KEY) is None and other.stats()["claims"] == 1 and other.stats()["waits"] == 0
+
+
+def test_abandon_never_removes_a_digest(aws, clock):
+    cache(aws, clock).put(KEY, DESCRIPTOR)
+    cache(aws, clock).abandon(KEY)
+    assert cache(aws, clock).get(KEY) == DESCRIPTOR
+
+
+def test_a_claim_older_than_its_time_is_taken_over(aws, clock):
+    assert cache(aws, clock).get(KEY) is None
+    clock.advance(6)
+    late = cache(aws, clock)
+    assert late.get(KEY) is None and late.stats()["claims"] == 1 and late.stats()["waits"] == 0
