@@ -20,6 +20,8 @@ acts and, after it, the execution fails (the ExecutionsFailed alarm).
 """
 from __future__ import annotations
 
+import io
+import json
 import logging
 import os
 import re
@@ -138,7 +140,7 @@ def _started(event: dict, now) -> float:
 def _store(clients, settings, doc: dict, run_id: str):
     """The fleet report in the report bucket; a failed upload is a warning (the message still goes)."""
     from handler.aws.clients import aws_errors, error_code
-    from handler.aws.sns import Location, compact_json
+    from handler.aws.sns import Location
 
     if not settings.report_bucket:
         log.warning("no REPORT_BUCKET: the fleet report is not stored")
@@ -148,13 +150,22 @@ def _store(clients, settings, doc: dict, run_id: str):
     run = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id)[:80]
     key = f"{settings.report_prefix}fleet/{name}/{started:%Y/%m/%d/%H%M%S}-{run}.json"
     try:
-        clients.client("s3").put_object(Bucket=settings.report_bucket, Key=key, Body=compact_json(doc).encode(),
+        clients.client("s3").put_object(Bucket=settings.report_bucket, Key=key, Body=json_bytes(doc),
                                         ContentType="application/json")
     except aws_errors() as exc:
         log.warning("store the fleet report in s3://%s/%s failed (%s)", settings.report_bucket, key,
                     error_code(exc))
         return None
     return Location(settings.report_bucket, key)
+
+
+def json_bytes(doc: dict) -> bytes:
+    """The compact JSON of doc, written in pieces: a fleet's report never exists as text and bytes at once."""
+    buffer = io.BytesIO()
+    writer = io.TextIOWrapper(buffer, encoding="utf-8", write_through=True)
+    json.dump(doc, writer, separators=(",", ":"), ensure_ascii=False)
+    writer.detach()
+    return buffer.getvalue()
 
 
 def _notify(settings, clients, doc: dict, run_id: str, location, now) -> dict:

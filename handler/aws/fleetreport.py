@@ -30,6 +30,7 @@ NOT_LISTED = ("unreachable", "error")  # endpoint statuses that mean nothing was
 UNSCANNED_REASONS = ("batch-failed", "not-started", "not-scanned")  # no batch scanned the endpoint
 CAUSE_CHARS = 300
 SHOWN = 10  # names in the short variants
+MIN_CONTAINER_BYTES = 200  # a container's JSON is larger than this (its id alone is 64 characters)
 
 
 def merge(name: str, batches: Iterable[BatchOutcome], expected: Iterable[dict] = (), *, started_at: float,
@@ -123,9 +124,11 @@ def _timestamp(seconds: float) -> str:
 def message(doc: dict, *, run_id: str, location: Location | None,
             limit: int = MAX_MESSAGE_BYTES - SLACK_BYTES) -> SnsMessage:
     """The fleet report as one SNS message; what does not fit is left to the S3 copy (see module doc)."""
-    full = _message(doc, dict(doc, run_id=run_id, truncated=False), run_id, location, truncated=False)
-    if full.size <= limit:
-        return full
+    containers = sum(len(e.get("containers") or ()) for e in doc["endpoints"])
+    if containers * 4 * MIN_CONTAINER_BYTES < limit:  # else it cannot fit: a fleet's JSON is not built twice
+        full = _message(doc, dict(doc, run_id=run_id, truncated=False), run_id, location, truncated=False)
+        if full.size <= limit:
+            return full
     for keep in (_attention, lambda endpoints: []):
         short = dict(doc, endpoints=keep(doc["endpoints"]), run_id=run_id, truncated=True,
                      omitted_endpoints=len(doc["endpoints"]) - len(keep(doc["endpoints"])))

@@ -78,7 +78,12 @@ class ResultReader:
         for status in STATUSES:
             for entry in manifest["ResultFiles"].get(status) or []:
                 records = self._json(destination, entry["Key"])
-                batches += [outcome(record, status) for record in records if isinstance(record, dict)]
+                records = records if isinstance(records, list) else []
+                records.reverse()
+                while records:  # each record's Output text goes as soon as it is parsed: a fleet's are large
+                    record = records.pop()
+                    if isinstance(record, dict):
+                        batches.append(outcome(record, status))
         return MapRun(str(manifest.get("MapRunArn") or ""), batches)
 
     def offloaded(self, location: dict) -> dict:
