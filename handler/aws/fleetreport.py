@@ -9,8 +9,9 @@
              went unscanned.
     message  the subject and attributes name the fleet and its counts; people get the summary,
              the stale images with the hosts that run them and the unscanned endpoints; JSON
-             subscribers the fleet report, or (when it is too large for SNS) its summary,
-             the endpoints that need attention and where the full report is in S3.
+             subscribers the fleet report, or (when it is too large for SNS) its summary, as
+             many of the endpoints that need a look as fit (each with only its stale and
+             errored containers) and where the full report is in S3.
 
 The documents are plain dicts in the report's schema_version 2 shape (docs/report-schema.md).
 """
@@ -129,15 +130,23 @@ def message(doc: dict, *, run_id: str, location: Location | None,
         full = _message(doc, dict(doc, run_id=run_id, truncated=False), run_id, location, truncated=False)
         if full.size <= limit:
             return full
-    for keep in (_attention, lambda endpoints: []):
-        short = dict(doc, endpoints=keep(doc["endpoints"]), run_id=run_id, truncated=True,
-                     omitted_endpoints=len(doc["endpoints"]) - len(keep(doc["endpoints"])))
+    attention = _attention(doc["endpoints"])
+
+    def keeping(count: int) -> SnsMessage:
+        short = dict(doc, endpoints=attention[:count], run_id=run_id, truncated=True,
+                     omitted_endpoints=len(doc["endpoints"]) - count)
         if location is not None:
             short["report_location"] = location.to_dict()
-        trimmed = _message(doc, short, run_id, location, truncated=True)
-        if trimmed.size <= limit:
-            return trimmed
-    return trimmed  # the summary alone: a few hundred bytes plus the lists of at most SHOWN names
+        return _message(doc, short, run_id, location, truncated=True)
+
+    low, high = 0, len(attention)  # the most endpoints needing a look that fit; keeping(0) always does
+    while low < high:
+        middle = (low + high + 1) // 2
+        if keeping(middle).size <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return keeping(low)
 
 
 def _attention(endpoints: list[dict]) -> list[dict]:

@@ -298,6 +298,21 @@ def test_a_fleet_too_large_for_sns_sends_the_summary_and_the_endpoints_that_need
     assert result["message_bytes"] <= 262_144
 
 
+def test_when_not_even_the_endpoints_that_need_a_look_fit_as_many_as_fit_are_sent(aws):
+    count = 1000
+    fleet_list(aws, count)
+    writer = MapRunWriter(aws)
+    batches = [child(list(range(start, start + 50)), writer.run,
+                     output=batch_report(range(start, start + 50), ("fresh",) * 9 + ("stale",)))
+               for start in range(0, count, 50)]
+    result = run(aws, writer.event(writer.write(SUCCEEDED=batches)))
+    [raw] = aws.receive(aws.raw_queue)
+    body = json.loads(raw["Body"])
+    kept = len(body["endpoints"])
+    assert 0 < kept < count and body["omitted_endpoints"] == count - kept
+    assert result["message_bytes"] <= 262_144 and result["message_bytes"] > 200_000  # filled, not emptied
+
+
 def test_an_invalid_event_names_every_offending_field(aws):
     with pytest.raises(InvalidEventError) as caught:
         run(aws, {"run": "x", "fleet": {"bucket": "b"}, "outcome": []})
