@@ -76,7 +76,7 @@ def aggregate(event: dict, *, settings, clients, run_id: str, now, function_name
     run = {"id": run_id, "map_run_arn": map_run.map_run_arn,
            "map_error": _map_error(map_error) if map_error else None}
     doc = merge(event["name"], batches, expected, started_at=_started(event, now), finished_at=now(), run=run)
-    location = _store(clients, settings, doc, run_id)
+    location = store_report(clients, settings, doc, run_id)
     metrics.emit_fleet(doc, function_name=function_name, timestamp_ms=round(now() * 1000),
                        properties={"fleet": event["name"], "scan_id": run_id, "status": doc["status"]})
     log.info("fleet report merged", extra={"summary": doc["summary"], "run": doc["run"],
@@ -84,7 +84,7 @@ def aggregate(event: dict, *, settings, clients, run_id: str, now, function_name
     result = {"run": run_id, "status": doc["status"], "summary": doc["summary"],
               "unscanned_endpoints": doc["run"]["unscanned_endpoints"],
               "report_location": location.uri if location else None}
-    return result | _notify(settings, clients, doc, run_id, location, now)
+    return result | notify_once(settings, clients, doc, run_id, location, now)
 
 
 def _checked(event) -> dict:
@@ -137,7 +137,7 @@ def _started(event: dict, now) -> float:
         return now()
 
 
-def _store(clients, settings, doc: dict, run_id: str):
+def store_report(clients, settings, doc: dict, run_id: str):
     """The fleet report in the report bucket; a failed upload is a warning (the message still goes)."""
     from handler.aws.clients import aws_errors, error_code
     from handler.aws.sns import Location
@@ -168,7 +168,7 @@ def json_bytes(doc: dict) -> bytes:
     return buffer.getvalue()
 
 
-def _notify(settings, clients, doc: dict, run_id: str, location, now) -> dict:
+def notify_once(settings, clients, doc: dict, run_id: str, location, now) -> dict:
     """The NOTIFY decision and, when it says so, the one message of the run."""
     from handler.aws.clients import arn_region, aws_errors, error_code
     from handler.aws.dynamodb import DeliveredState, NotifyState

@@ -137,14 +137,14 @@ def targets_for(event: object, default: EndpointSpec) -> Targets:
     batch = event.get("BatchInput", {}) if "Items" in event else {}
     correlation_id = _correlation_id(event.get("correlation_id", batch.get("correlation_id", "")
                                                if isinstance(batch, Mapping) else ""), problems)
-    fleet, specs = None, (default,)
+    fleet, specs = None, (default,)  # every shape given is checked, so one error names every problem
+    if "endpoint" in event:
+        specs = (_override(default, event["endpoint"], problems),)
+    for key in ("endpoints", "Items"):
+        if key in event:
+            specs = endpoints_from_list(event[key], default, problems, where=key)
     if "fleet" in event:
         fleet, specs = _fleet_location(event["fleet"], problems), ()
-    elif "endpoints" in event or "Items" in event:
-        key = "endpoints" if "endpoints" in event else "Items"
-        specs = endpoints_from_list(event[key], default, problems, where=key)
-    elif "endpoint" in event:
-        specs = (_override(default, event["endpoint"], problems),)
     if not problems and any(not spec.host for spec in specs):
         problems.append("endpoint.host: required (no DOCKER_HOST in the environment)")
     if problems:
