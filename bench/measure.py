@@ -252,7 +252,7 @@ def _check(out_path: Path, truth: Mapping[str, str], exit_code: int) -> tuple[bo
         report = json.loads(out_path.read_text())
     except (OSError, ValueError) as exc:
         return False, [f"no JSON report ({type(exc).__name__}), exit {exit_code}"]
-    found = {c["name"]: c["status"] for c in report.get("containers", [])}
+    found = {c["name"]: c["status"] for endpoint in report.get("endpoints", []) for c in endpoint["containers"]}
     mismatches = [f"{name}: expected {want}, got {found.get(name, 'nothing')}"
                   for name, want in sorted(truth.items()) if found.get(name) != want]
     mismatches += [f"{name}: not in the fleet, reported {status}" for name, status in sorted(found.items())

@@ -58,10 +58,18 @@ class ConfigurationError(SpyglassError):
 class DaemonError(SpyglassError):
     """The Docker daemon could not be listed (unreachable, TLS refused), or failed one inspect.
 
-    The first ends the scan (exit 3); the second is an error entry for that container only.
+    The first makes the endpoint's entry unreachable (``unreachable``: connection, TLS handshake,
+    timeout) or error, with ``reason`` a short slug (exit 3 when no endpoint of the run could be
+    listed); the second is an error entry for that container only.
     """
 
     reason = "daemon-error"
+
+    def __init__(self, message: str = "", *, reason: str | None = None, unreachable: bool = False):
+        super().__init__(message)
+        if reason:
+            self.reason = reason
+        self.unreachable = unreachable
 
 
 class UnavailableError(SpyglassError):

@@ -128,8 +128,7 @@ def scan(source: ContainerSource, options: ScanOptions = ScanOptions(), *, pools
     results.sort(key=lambda r: order[r.id])
     summaries = tuple(RegistrySummary(name, dict(r.stats.requests), dict(r.stats.rate_limit))
                       for name, r in registries.items())
-    report = Report(endpoint=source.endpoint, started_at=started, finished_at=clock.now(),
-                    containers=tuple(results), registries=summaries, api_version=listing.api_version)
+    report = Report.single(source.endpoint, started, clock.now(), tuple(results), summaries, listing.api_version)
     log.info("scan of %s done: %s", source.endpoint, report.summary,
              extra={"endpoint": source.endpoint, "summary": report.summary, "duration_ms": report.duration_ms})
     return report

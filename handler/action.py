@@ -48,7 +48,8 @@ INPUT_DEFAULTS: dict[str, str] = {row.action_input: row.input_default()
                                   for row in table.rows(table.ACTION) if row.action_input}
 INPUTS = tuple(INPUT_DEFAULTS)
 SECRET_INPUTS = tuple(row.action_input for row in table.rows(table.ACTION) if row.action_input and row.secret)
-OUTPUTS = ("status", "stale-count", "error-count", "fresh-count", "outdated-count", "report-path", "stale")
+OUTPUTS = ("status", "stale-count", "error-count", "fresh-count", "outdated-count", "endpoint-count",
+           "unreachable-count", "report-path", "stale")
 
 SUMMARY_LIMIT = 1024 * 1024  # the runner refuses a step summary above 1 MiB
 _CONFIG_SECRET_KEYS = frozenset({"auth", "password", "identitytoken", "registrytoken"})
@@ -243,12 +244,13 @@ def _docker_config(value: str, files: SecretFiles) -> str | None:
 
 def output_values(report: Report, report_path: str) -> dict[str, str]:
     summary = report.summary
-    stale = [{"name": c.name, "id": c.id, "image": c.image, "reference": c.reference,
+    stale = [{"endpoint": e.display_name, "name": c.name, "id": c.id, "image": c.image, "reference": c.reference,
               "local_digests": list(c.local_digests), "remote_digest": c.remote_digest}
-             for c in report.ordered() if c.status == STALE]
+             for e, c in report.placed() if c.status == STALE]
     return {"status": report.status, "stale-count": str(summary["stale"]),
             "error-count": str(summary["errors"]), "fresh-count": str(summary["fresh"]),
-            "outdated-count": str(summary["outdated"]),
+            "outdated-count": str(summary["outdated"]), "endpoint-count": str(summary["endpoints"]),
+            "unreachable-count": str(summary["unreachable"]),
             "report-path": report_path, "stale": json.dumps(stale, separators=(",", ":"))}
 
 
@@ -291,9 +293,12 @@ def write_report_file(env: Mapping[str, str], report: Report, path: str | None =
 
 def annotate(commands: Commands, report: Report) -> None:
     """One warning per stale container, one error per container that could not be checked, one
-    notice per container behind a newer version."""
-    for c in report.ordered():
-        where = f"{report.endpoint}: container {c.name}"
+    notice per container behind a newer version, one error per endpoint that could not be listed."""
+    for e in report.unlisted:
+        commands.issue("error", f"{e.display_name} ({e.endpoint}) could not be listed: {e.reason}: {e.error}",
+                       title=f"Endpoint not listed {e.display_name}")
+    for e, c in report.placed():
+        where = f"{e.display_name}: container {c.name}"
         if c.status == STALE:
             local = ", ".join(short_digest(d) for d in c.local_digests) or "no digest"
             commands.issue("warning", f"{where} runs {c.image} ({local}); the tag now points to "

@@ -166,7 +166,7 @@ def _publish(values: Mapping[str, object], report, stderr) -> bool:
     if values["notify"] == "change":
         from handler.statefile import StateFile
         state, current = StateFile(Path(values["state_file"])), fingerprint(report)
-        last = state.last(report.endpoint)
+        last = state.last(report.name)
     decision = decide(values["notify"], report.status, current or "", last)
     if not decision.notify:
         log.info("nothing published or sent (%s)", decision.reason)
@@ -177,7 +177,7 @@ def _publish(values: Mapping[str, object], report, stderr) -> bool:
                        prefix=values["report_prefix"])
     delivered = _notify_urls(values, report, stderr)
     if state is not None and delivered:
-        state.record(report.endpoint, current, report.finished_at)
+        state.record(report.name, current, report.finished_at)
     return delivered
 
 

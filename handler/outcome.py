@@ -1,19 +1,18 @@
 """What a run ends with, the same in the CLI, the Action and the Lambda: exit codes and notify policies.
 
     exit codes  0 the scan completed; 1 fail-on-stale / fail-on-error found what it looks for;
-                2 usage or configuration error; 3 the endpoint could not be scanned;
+                2 usage or configuration error; 3 no endpoint could be listed;
                 4 a notification URL did not take the message and fail-on-notify-error is set
                 (1 wins when both apply); 130 interrupted
     policies    always  every scan is published
                 stale   only when something is stale or errored (status stale or errors)
                 change  only when the stale or errored set differs from the last delivered report;
                         it needs stored state: the Lambda's DynamoDB table, the CLI's state file
-    fingerprint what `change` compares: a digest of the stale containers (by name and remote
-                digest), the errored ones (by name and reason) and the endpoint's own
-                reachability, so the order of containers, fresh ones coming and going, and
-                timings never count as a change; document_fingerprint does the same for a
-                merged fleet report (a Step Functions run's) by endpoint, with the outdated
-                containers and every endpoint that was not listed and why
+    fingerprint what `change` compares, over the whole fleet: a digest of the stale containers
+                (by endpoint, name and remote digest), the errored ones (by endpoint, name and
+                reason), the newer versions proposed (by endpoint, name and proposal) and the
+                endpoints not listed (by address and reason), so the order of endpoints and
+                containers, fresh ones coming and going, and timings never count as a change
 """
 from __future__ import annotations
 
@@ -48,18 +47,19 @@ def decide(policy: str, status: str, current: str = "", last: str | None = None)
     if policy == "stale":
         return Decision(status != "ok", status if status != "ok" else "nothing stale or errored")
     if last is None:
-        return Decision(True, "first report for this endpoint")
+        return Decision(True, "first report for this fleet")
     if current != last:
-        return Decision(True, "stale or errored containers changed")
+        return Decision(True, "stale, errored or outdated containers or unlisted endpoints changed")
     return Decision(False, "unchanged since the last delivered report")
 
 
 def found(summary: Mapping[str, int], *, fail_on_stale: bool, fail_on_error: bool,
           fail_on_outdated: bool = False) -> str | None:
-    """Why the run exits EXIT_FOUND ("stale", "errors" or "outdated"), or None."""
+    """Why the run exits EXIT_FOUND ("stale", "errors" or "outdated"), or None; an endpoint not
+    listed counts as an error."""
     if fail_on_stale and summary["stale"]:
         return "stale"
-    if fail_on_error and summary["errors"]:
+    if fail_on_error and (summary["errors"] or summary.get("unreachable")):
         return "errors"
     if fail_on_outdated and summary.get("outdated"):
         return "outdated"
@@ -67,18 +67,27 @@ def found(summary: Mapping[str, int], *, fail_on_stale: bool, fail_on_error: boo
 
 
 def fingerprint(report: Report, *, endpoint_failed: bool = False) -> str:
-    """The digest `change` compares with the last delivered one (the same for DynamoDB and the state file)."""
-    stale = sorted([c.name, c.remote_digest or ""] for c in report.containers if c.status == STALE)
-    errors = sorted([c.name, c.reason or ""] for c in report.containers if c.status == ERROR)
-    text = json.dumps({"stale": stale, "errors": errors, "endpoint_failed": endpoint_failed}, sort_keys=True)
+    """The digest `change` compares with the last delivered one (the same for DynamoDB and the state file).
+
+    endpoint_failed: the run could not scan at all (a fleet of one whose endpoint was not listed
+    counts the same through its endpoint entry; the flag stays for callers that know it apart).
+    """
+    placed = report.placed()
+    stale = sorted([e.endpoint, c.name, c.remote_digest or ""] for e, c in placed if c.status == STALE)
+    errors = sorted([e.endpoint, c.name, c.reason or ""] for e, c in placed if c.status == ERROR)
+    outdated = sorted([e.endpoint, c.name, c.newer.to_dict()] for e, c in placed if c.outdated)
+    unlisted = sorted([e.endpoint, e.reason or ""] for e in report.unlisted)
+    failed = endpoint_failed or (bool(report.endpoints) and not report.listed_any)
+    text = json.dumps({"stale": stale, "errors": errors, "outdated": outdated, "unlisted": unlisted,
+                       "endpoint_failed": failed}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def document_fingerprint(doc: Mapping[str, Any]) -> str:
-    """The fingerprint of a schema_version 2 report document (the Step Functions run's merged one):
-    stale, errored and outdated containers by endpoint, and the endpoints not listed with their reason."""
+    """fingerprint() of the report whose JSON document (schema_version 2) doc is."""
     stale, errors, outdated, unlisted = [], [], [], []
-    for endpoint in doc.get("endpoints") or []:
+    endpoints = doc.get("endpoints") or []
+    for endpoint in endpoints:
         where = endpoint.get("endpoint") or ""
         if endpoint.get("status") in ("unreachable", "error"):
             unlisted.append([where, endpoint.get("reason") or ""])
@@ -89,6 +98,7 @@ def document_fingerprint(doc: Mapping[str, Any]) -> str:
                 errors.append([where, c.get("name") or "", c.get("reason") or ""])
             if c.get("newer"):
                 outdated.append([where, c.get("name") or "", c["newer"]])
-    parts = {"stale": sorted(stale), "errors": sorted(errors), "outdated": sorted(outdated, key=json.dumps),
-             "unlisted": sorted(unlisted)}
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    failed = bool(endpoints) and len(unlisted) == len(endpoints)
+    text = json.dumps({"stale": sorted(stale), "errors": sorted(errors), "outdated": sorted(outdated),
+                       "unlisted": sorted(unlisted), "endpoint_failed": failed}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()

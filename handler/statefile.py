@@ -1,4 +1,7 @@
-"""The last delivered fingerprint per endpoint in a small local file: the CLI's state for NOTIFY=change.
+"""The last delivered fingerprint per run name in a small local file: the CLI's state for NOTIFY=change.
+
+The key is the report's name: a fleet of one is named by its endpoint (as before version 2 of
+the report), a fleet by its own name.
 
 The Lambda keeps the same thing in DynamoDB (handler/aws/dynamodb.py); both compare
 handler.outcome.fingerprint, so both count the same things as a change.

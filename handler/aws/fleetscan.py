@@ -78,7 +78,8 @@ def _document(spec, started: float, finished: float, *, listed: dict | None = No
     from handler.aws.fleetreport import CONTAINER_COUNTS
 
     if listed is None:
-        endpoint = {"endpoint": spec.host, "name": spec.name or spec.host, "status": "error",
+        status = "unreachable" if getattr(failure, "unreachable", False) else "error"
+        endpoint = {"endpoint": spec.host, "name": spec.name or spec.host, "status": status,
                     "reason": failure.reason, "error": str(failure), "api_version": None,
                     "summary": dict.fromkeys(CONTAINER_COUNTS, 0), "containers": []}
         registries = []

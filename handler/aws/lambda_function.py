@@ -184,7 +184,7 @@ def _notify_urls(settings, report, scan_id: str, failure, context, location) -> 
 def _scan(settings, spec, runtime: Runtime, budget: float | None, run_id: str):
     """(report, endpoint failure message or None, (token store, digest cache), each None when unused)."""
     from engine.errors import DaemonError
-    from engine.report import Report
+    from engine.report import ENDPOINT_ERROR, UNREACHABLE, EndpointResult, Report
     from handler.aws.dynamodb import DynamoDigestCache, DynamoTokenStore
     from handler.compose import run_scan
 
@@ -202,8 +202,13 @@ def _scan(settings, spec, runtime: Runtime, budget: float | None, run_id: str):
                               pools=runtime.pools_for(config),
                               token_store=store, keychain_wrapper=wrapper, digest_cache=digests)
         except DaemonError as exc:
-            log.error("endpoint could not be scanned: %s", exc)
-            return Report(spec.host, started, runtime.clock.now(), ()), str(exc), (store, digests)
+            endpoint = EndpointResult(spec.host, failure=UNREACHABLE if exc.unreachable else ENDPOINT_ERROR,
+                                      reason=exc.reason, error=str(exc))
+            report = Report(spec.host, started, runtime.clock.now(), (endpoint,))
+    if not report.listed_any:
+        failure = "; ".join(e.error or e.status for e in report.unlisted)
+        log.error("endpoint could not be scanned: %s", failure)
+        return report, failure, (store, digests)
     return report, None, (store, digests)
 
 

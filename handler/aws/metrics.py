@@ -30,8 +30,8 @@ METRICS = (("Stale", "stale", "Count"), ("Errors", "errors", "Count"), ("Scanned
 
 @dataclass(frozen=True)
 class ScanMetrics:
-    """What one scan counts: containers stale and in error, containers scanned, whether the endpoint
-    could not be listed (0 or 1), the scan's duration and its requests to registries."""
+    """What one scan counts: containers stale and in error, containers scanned, the endpoints that
+    could not be listed, the scan's duration and its requests to registries."""
 
     stale: int
     errors: int
@@ -45,7 +45,7 @@ class ScanMetrics:
         summary = report.summary
         requests = sum(sum(registry.requests.values()) for registry in report.registries)
         return cls(stale=summary["stale"], errors=summary["errors"], scanned=summary["scanned"],
-                   unreachable_endpoints=int(endpoint_failed), duration_ms=report.duration_ms,
+                   unreachable_endpoints=summary["unreachable"] or int(endpoint_failed), duration_ms=report.duration_ms,
                    registry_requests=requests)
 
 

@@ -3,14 +3,16 @@
 The message uses MessageStructure=json:
     default                   a short summary for people (and protocols not listed below)
     email                     the text table
-    sqs, lambda, http, https  the JSON report (engine/report.schema.json) plus scan_id and truncated
+    sqs, lambda, http, https  the JSON report (engine/report.schema.json, version 2: the fleet with its
+                              endpoints) plus scan_id and truncated
 
 SNS counts every variant, the subject and the attributes against 256 KiB. When
 the whole is larger, the full JSON report goes to S3 (when a bucket is set) and
 the message keeps the summary, the stale and errored containers and the
 object's location, with ``truncated: true``; if even those do not fit, as many
 as fit are kept and ``omitted_containers`` says how many are left out. Subscribers
-can filter on the attributes endpoint, status, stale_count, error_count.
+can filter on the attributes fleet, status, stale_count, error_count, unreachable_count (and
+endpoint, the address, for a fleet of one).
 
 Publishing is one call: botocore retries it on throttling, 5xx answers and
 connection errors (standard mode, ``MAX_ATTEMPTS`` attempts with jittered
@@ -119,7 +121,8 @@ def compose(report: Report, scan_id: str, *, failure: str | None = None,
     def keeping(count: int) -> SnsMessage:
         kept = attention[:count]
         omitted = len(report.containers) - count
-        short = dict(doc, containers=[c.to_dict() for c in kept], truncated=True, omitted_containers=omitted)
+        short = dict(doc, endpoints=_endpoints_keeping(doc, report, kept), truncated=True,
+                     omitted_containers=omitted)
         if location is not None:
             short["report_location"] = location.to_dict()
         email = _email(report, kept, scan_id, failure, omitted=omitted, location=location)
@@ -139,6 +142,13 @@ def compose(report: Report, scan_id: str, *, failure: str | None = None,
     return keeping(low)
 
 
+def _endpoints_keeping(doc: dict, report: Report, kept: list) -> list[dict]:
+    """The document's endpoints with only the kept containers (their summaries stay whole)."""
+    chosen = {id(c) for c in kept}
+    return [dict(entry, containers=[c.to_dict() for c in endpoint.ordered() if id(c) in chosen])
+            for entry, endpoint in zip(doc["endpoints"], report.endpoints)]
+
+
 def compact_json(doc: dict) -> str:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
@@ -153,42 +163,58 @@ def _message(report: Report, doc: dict, email: str, scan_id: str, failure: str |
 
 
 def subject(report: Report, failure: str | None = None) -> str:
-    """≤ 99 printable ASCII characters naming the endpoint and the counts."""
+    """≤ 99 printable ASCII characters naming the fleet (or the endpoint) and the counts."""
     s = report.summary
-    counts = "cannot scan" if failure is not None else (
-        f"{s['stale']} stale, {s['errors']} error{'' if s['errors'] == 1 else 's'} of {s['scanned']}")
+    counts = "cannot scan" if failure is not None or not report.listed_any else (
+        f"{s['stale']} stale, {s['errors']} error{'' if s['errors'] == 1 else 's'} of {s['scanned']}"
+        + (f" on {s['endpoints']} hosts" if s["endpoints"] > 1 else "")
+        + (f", {s['unreachable']} not listed" if s["unreachable"] else ""))
     head, tail = "spyglass ", f": {counts}"
-    endpoint = one_line(re.sub(r"^tcp://", "", report.endpoint), ascii_only=True)
+    name = one_line(re.sub(r"^tcp://", "", report.name), ascii_only=True)
     room = SUBJECT_MAX - len(head) - len(tail)
-    if len(endpoint) > room:
+    if len(name) > room:
         keep = room - 3
-        endpoint = endpoint[: keep - keep // 2] + "..." + endpoint[len(endpoint) - keep // 2:]
-    return head + endpoint + tail
+        name = name[: keep - keep // 2] + "..." + name[len(name) - keep // 2:]
+    return head + name + tail
 
 
 def attributes(report: Report, scan_id: str, failure: str | None, truncated: bool) -> dict:
+    """What subscribers filter on (SNS takes 10 attributes at most); ``endpoint`` only for a fleet of
+    one (its address)."""
     s = report.summary
     status = "errors" if failure is not None else report.status
-    values = {"endpoint": ("String", report.endpoint), "status": ("String", status),
+    unlisted = max(s["unreachable"], 1 if failure is not None else 0)
+    values = {"fleet": ("String", report.name), "status": ("String", status),
               "stale_count": ("Number", str(s["stale"])),
-              "error_count": ("Number", str(s["errors"] + (1 if failure is not None else 0))),
+              "error_count": ("Number", str(s["errors"] + unlisted)),
               "scanned_count": ("Number", str(s["scanned"])), "outdated_count": ("Number", str(s["outdated"])),
+              "unreachable_count": ("Number", str(unlisted)),
               "scan_id": ("String", scan_id),
               "truncated": ("String", "true" if truncated else "false")}
+    if len(report.endpoints) == 1:
+        values["endpoint"] = ("String", report.endpoints[0].endpoint)
     return {name: {"DataType": kind, "StringValue": value} for name, (kind, value) in values.items()}
 
 
 def _summary(report: Report, scan_id: str, failure: str | None) -> str:
     if failure is not None:
-        return f"spyglass: cannot scan {report.endpoint}: {failure}\nscan {scan_id}\n"
+        return f"spyglass: cannot scan {report.name}: {failure}\nscan {scan_id}\n"
     lines = [summary_line(report)]
+    fleet = len(report.endpoints) > 1
     for status, label in ((STALE, "Stale"), (ERROR, "Errors")):
-        found = [c for c in report.ordered() if c.status == status]
+        found = [(e, c) for e, c in report.placed() if c.status == status]
         if found:
-            names = ", ".join(one_line(c.name, ascii_only=True) + (f" ({c.reason})" if status == ERROR and c.reason else "")
-                              for c in found[:SUMMARY_NAMES])
+            names = ", ".join(one_line(c.name, ascii_only=True)
+                              + (f" on {one_line(e.display_name, 80, ascii_only=True)}" if fleet else "")
+                              + (f" ({c.reason})" if status == ERROR and c.reason else "")
+                              for e, c in found[:SUMMARY_NAMES])
             more = f" and {len(found) - SUMMARY_NAMES} more" if len(found) > SUMMARY_NAMES else ""
             lines.append(f"{label}: {names}{more}")
+    if report.unlisted:
+        names = ", ".join(one_line(f"{e.display_name} ({e.reason})", 120, ascii_only=True)
+                          for e in report.unlisted[:SUMMARY_NAMES])
+        more = f" and {len(report.unlisted) - SUMMARY_NAMES} more" if len(report.unlisted) > SUMMARY_NAMES else ""
+        lines.append(f"Not listed: {names}{more}")
     lines.append(f"scan {scan_id}")
     return "\n".join(lines) + "\n"
 
@@ -203,9 +229,8 @@ def _email(report: Report, shown: list, scan_id: str, failure: str | None, *, om
         lines.append(f"Full report: {location.uri}" if location else
                      "The full report was too large to send; a report bucket would keep it.")
         lines.append("")
-    if shown:
-        table = render_text(replace(report, containers=tuple(shown))).splitlines()[2:]
-        lines += table
+    if shown or report.unlisted:
+        lines += render_text(report.keeping(shown)).splitlines()[2:]
     lines += ["", f"scan {scan_id}"]
     return "\n".join(lines) + "\n"
 
@@ -222,7 +247,7 @@ class S3Offload:
 
     def key_for(self, report: Report, scan_id: str) -> str:
         when = datetime.fromtimestamp(report.started_at, tz=timezone.utc)
-        endpoint = re.sub(r"[^A-Za-z0-9._-]+", "_", report.endpoint).strip("_")[:200] or "endpoint"
+        endpoint = re.sub(r"[^A-Za-z0-9._-]+", "_", report.name).strip("_")[:200] or "endpoint"
         return f"{self._prefix}{endpoint}/{when:%Y/%m/%d/%H%M%S}-{scan_id}.json"
 
     def upload(self, text: str, report: Report, scan_id: str) -> Location | None:
@@ -268,7 +293,7 @@ def deliver(report: Report, *, scan_id: str, publisher: Publisher, offload: S3Of
     uploader = (lambda text: offload.upload(text, report, scan_id)) if offload is not None else None
     message = compose(report, scan_id, failure=failure, offload=uploader)
     try:
-        message_id = publisher.publish(message, scan_id=scan_id, endpoint=report.endpoint)
+        message_id = publisher.publish(message, scan_id=scan_id, endpoint=report.name)
     except DeliveryError as exc:
         log.error("%s; the full report follows in the log", exc, extra={"scan_id": scan_id})
         log_full_report(report_document(report, scan_id, failure=failure), why="report not delivered")
@@ -281,20 +306,35 @@ def deliver(report: Report, *, scan_id: str, publisher: Publisher, offload: S3Of
 
 
 def log_full_report(doc: dict, *, why: str, level: int = logging.ERROR) -> None:
-    """The report as structured log lines, split by containers so no line exceeds CloudWatch's limit."""
-    head = {k: v for k, v in doc.items() if k != "containers"}
-    parts: list[list] = [[]]
-    size = len(compact_json(head))
-    for container in doc.get("containers", []):
-        cost = len(compact_json(container).encode()) + 1
+    """The report as structured log lines, split by containers so no line exceeds CloudWatch's limit.
+
+    Each part is a report document whose endpoints carry a share of their containers (an endpoint
+    with many containers spans parts; every part names it with its summary)."""
+    head = {k: v for k, v in doc.items() if k != "endpoints"}
+    base = len(compact_json(head))
+    parts: list[list[dict]] = [[]]
+    size = base
+    for endpoint in doc.get("endpoints", []):
+        entry = dict(endpoint, containers=[])
+        cost = len(compact_json(entry).encode()) + 1
         if parts[-1] and size + cost > LOG_LINE_BYTES:
             parts.append([])
-            size = len(compact_json(head))
-        parts[-1].append(container)
+            size = base
+        parts[-1].append(entry)
         size += cost
-    for number, containers in enumerate(parts, 1):
+        for container in endpoint.get("containers", []):
+            cost = len(compact_json(container).encode()) + 1
+            if size + cost > LOG_LINE_BYTES and (len(parts[-1]) > 1 or entry["containers"]):
+                if not entry["containers"]:  # its header moves on with its first container
+                    parts[-1].pop()
+                entry = dict(endpoint, containers=[])
+                parts.append([entry])
+                size = base + len(compact_json(entry).encode()) + 1
+            entry["containers"].append(container)
+            size += cost
+    for number, endpoints in enumerate(parts, 1):
         log.log(level, "%s: full report (part %d of %d)", why, number, len(parts),
-                extra={"report": dict(head, containers=containers), "part": number, "parts": len(parts)})
+                extra={"report": dict(head, endpoints=endpoints), "part": number, "parts": len(parts)})
 
 
 def publish_report(report: Report, *, topic_arn: str, bucket: str = "", prefix: str = "reports/",

@@ -1,10 +1,12 @@
 """What a notification says: a title with the counts, a body grouped by image, cut to fit a service.
 
-    title  "spyglass: ENDPOINT: 2 stale, 1 error (14 containers)"
-    body   the stale containers grouped by image (the digest the tag points to now), then
-           the containers that could not be checked with their reason, then an endpoint
-           that could not be scanned at all; in markdown for services that render it (or
-           HTML, which Apprise converts markdown into), in plain text for the rest
+    title  "spyglass: NAME: 2 stale, 1 error (14 containers)", and for a fleet
+           "(812 containers on 40 endpoints, 2 not listed)"
+    body   the stale containers grouped by image (the digest the tag points to now; in a
+           fleet, the hosts and containers that run it), the newer versions likewise, then
+           the containers that could not be checked with their reason, then the endpoints
+           that could not be listed; in markdown for services that render it (or HTML,
+           which Apprise converts markdown into), in plain text for the rest
     cut    whole lines until the service's limit, then "… N more lines: the full report is
            at WHERE" so nobody mistakes a cut list for the whole
     JSON   the generic JSON webhook (json://, jsons://) gets the full JSON report instead
@@ -17,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import groupby
 
-from engine.report import ERROR, STALE, Report, newer_text, render_json, short_digest
+from engine.report import (ERROR, STALE, Report, endpoint_line, newer_text, render_json, short_digest, spread_line,
+                           spreads)
 from engine.text import markdown, one_line
 
 MARKDOWN, TEXT = "markdown", "text"
@@ -32,18 +35,21 @@ class Message:
 
 
 def title(report: Report, *, failure: str | None = None) -> str:
-    endpoint = one_line(report.endpoint, 120)
-    if failure:
-        return f"spyglass: {endpoint}: could not be scanned"
+    name = one_line(report.name, 120)
+    if failure or not report.listed_any:
+        return f"spyglass: {name}: could not be scanned"
     s = report.summary
     errors = f"{s['errors']} error" + ("" if s["errors"] == 1 else "s")
     noun = "container" if s["scanned"] == 1 else "containers"
     outdated = f"{s['outdated']} outdated, " if s.get("outdated") else ""
-    return f"spyglass: {endpoint}: {s['stale']} stale, {outdated}{errors} ({s['scanned']} {noun})"
+    where = ""
+    if s["endpoints"] > 1:
+        where = f" on {s['endpoints']} endpoints" + (f", {s['unreachable']} not listed" if s["unreachable"] else "")
+    return f"spyglass: {name}: {s['stale']} stale, {outdated}{errors} ({s['scanned']} {noun}{where})"
 
 
 def severity(report: Report, failure: str | None = None) -> str:
-    if failure or report.status == "errors":
+    if failure or report.status == "errors":  # an endpoint not listed makes the status errors
         return "failure"
     return "warning" if report.status == "stale" or report.summary.get("outdated") else "info"
 
@@ -64,35 +70,56 @@ def body_lines(report: Report, fmt: str, *, failure: str | None = None) -> list[
     bold = (lambda text: f"**{text}**") if fmt == MARKDOWN else (lambda text: text)
     lines: list[str] = []
     if failure:
-        lines += [bold("Endpoint not scanned"), f"- {esc(report.endpoint)}: {esc(failure, 500)}", ""]
-    ordered = report.ordered()
-    stale = sorted((c for c in ordered if c.status == STALE), key=lambda c: (c.image, c.name))
-    if stale:
-        lines.append(bold(f"Stale ({len(stale)})"))
-        for image, group in groupby(stale, key=lambda c: c.image):
-            members = list(group)
-            names = ", ".join(esc(c.name, 80) for c in members)
-            now = short_digest(members[0].remote_digest)
-            lines.append(f"- {esc(image, 160)}: {names}" + (f" (the tag now points to {now})" if now else ""))
-        lines.append("")
-    outdated = sorted((c for c in ordered if c.outdated), key=lambda c: (c.image, c.name))
-    if outdated:
-        lines.append(bold(f"Newer versions ({len(outdated)})"))
-        for image, group in groupby(outdated, key=lambda c: c.image):
-            members = list(group)
-            names = ", ".join(esc(c.name, 80) for c in members)
-            lines.append(f"- {esc(image, 160)}: {names} ({esc(newer_text(members[0]), 120)})")
-        lines.append("")
-    errors = [c for c in ordered if c.status == ERROR]
+        lines += [bold("Endpoint not scanned"), f"- {esc(report.name)}: {esc(failure, 500)}", ""]
+    fleet = len(report.endpoints) > 1
+    lines += _stale_lines(report, esc, bold, fleet) + _outdated_lines(report, esc, bold, fleet)
+    errors = [(e, c) for e, c in report.placed() if c.status == ERROR]
     if errors:
         lines.append(bold(f"Not checked ({len(errors)})"))
-        for c in errors:
+        for e, c in errors:
             detail = ": ".join(x for x in (c.reason, c.error) if x)
-            lines.append(f"- {esc(c.name, 80)} ({esc(c.image, 160)}): {esc(detail, 300)}")
+            on = f" on {esc(e.display_name, 80)}" if fleet else ""
+            lines.append(f"- {esc(c.name, 80)}{on} ({esc(c.image, 160)}): {esc(detail, 300)}")
         lines.append("")
+    unlisted = report.unlisted if not failure else ()
+    if unlisted:
+        lines.append(bold(f"Endpoints not listed ({len(unlisted)})"))
+        lines += [f"- {esc(endpoint_line(e), 500)}" for e in unlisted] + [""]
     if not lines:
         lines.append("Every checked container runs the image its tag points to.")
     return lines[:-1] if lines[-1] == "" else lines
+
+
+def _stale_lines(report: Report, esc, bold, fleet: bool) -> list[str]:
+    stale = sorted((c for c in report.ordered() if c.status == STALE), key=lambda c: (c.image, c.name))
+    if not stale:
+        return []
+    lines = [bold(f"Stale ({len(stale)})")]
+    if fleet:  # where each image runs, the hosts that run it most first
+        hosts = len(report.endpoints) - len(report.unlisted)
+        return lines + [f"- {esc(spread_line(s, hosts), 1000)}" for s in spreads(report)] + [""]
+    for image, group in groupby(stale, key=lambda c: c.image):
+        members = list(group)
+        names = ", ".join(esc(c.name, 80) for c in members)
+        now = short_digest(members[0].remote_digest)
+        lines.append(f"- {esc(image, 160)}: {names}" + (f" (the tag now points to {now})" if now else ""))
+    return lines + [""]
+
+
+def _outdated_lines(report: Report, esc, bold, fleet: bool) -> list[str]:
+    outdated = sorted((c for c in report.ordered() if c.outdated), key=lambda c: (c.image, c.name))
+    if not outdated:
+        return []
+    lines = [bold(f"Newer versions ({len(outdated)})")]
+    if fleet:
+        hosts = len(report.endpoints) - len(report.unlisted)
+        return lines + [f"- {esc(spread_line(s, hosts, outdated=True), 1000)}"
+                        for s in spreads(report, outdated=True)] + [""]
+    for image, group in groupby(outdated, key=lambda c: c.image):
+        members = list(group)
+        names = ", ".join(esc(c.name, 80) for c in members)
+        lines.append(f"- {esc(image, 160)}: {names} ({esc(newer_text(members[0]), 120)})")
+    return lines + [""]
 
 
 def cut(lines: list[str], limit: int, fmt: str, where: str) -> str:

@@ -22,6 +22,7 @@ from engine.report import schema
 from handler.action import INPUT_DEFAULTS, OUTPUTS
 from handler.compose import run_scan
 from tests.action.runner import parse_output_file, simulate
+from tests.reportdoc import containers_of
 
 SCHEMA = schema()
 
@@ -87,7 +88,7 @@ def test_report_path_is_the_json_report_under_runner_temp(fleet_run, demo_fleet)
     assert path.parent == fleet_run.runner_temp
     report = json.loads(path.read_text())
     jsonschema.validate(report, SCHEMA)
-    assert {c["name"]: (c["status"], c["reason"]) for c in report["containers"]} == demo_fleet
+    assert {c["name"]: (c["status"], c["reason"]) for c in containers_of(report)} == demo_fleet
 
 
 def test_the_stale_output_lists_the_stale_container_with_its_digests(fleet_run, stack):
@@ -300,7 +301,7 @@ def test_the_inputs_the_action_gained_reach_the_scan(stack, demo_fleet, tmp_path
     assert run.code == 0, run.stdout + run.stderr
     assert run.outputs["report-path"] == str(report_file)
     report = json.loads(report_file.read_text())
-    assert {c["name"]: c["status"] for c in report["containers"]} == {"stopped": "fresh", "web-1": "fresh"}
+    assert {c["name"]: c["status"] for c in containers_of(report)} == {"stopped": "fresh", "web-1": "fresh"}
     logged = run.stdout[run.stdout.index("spyglass report"):]
     assert '"containers"' in logged  # output: json prints the JSON report in the log group
     assert "secret inputs go to" in run.stderr  # log-level: debug

@@ -35,5 +35,5 @@ def fleet_report(counts: dict[str, int], *, endpoint: str = "tcp://docker-01.exa
         for _ in range(count):
             containers.append(container(i, status, error_length=error_length))
             i += 1
-    return Report(endpoint, 1_700_000_000.0, 1_700_000_012.5, tuple(containers),
+    return Report.single(endpoint, 1_700_000_000.0, 1_700_000_012.5, tuple(containers),
                   (RegistrySummary("registry.example.com", {"ping": 1, "token": 1, "head": i}),), "1.45")

@@ -13,12 +13,13 @@ import io
 import json
 import uuid
 
+import jsonschema
 import pytest
 
 from handler.aws.aggregate import invoke
 from handler.aws.settings import InvalidEventError
 
-from .conftest import REGION, FakeContext
+from .conftest import REGION, SCHEMA, FakeContext
 from .reports import container
 
 ACCOUNT = "123456789012"
@@ -165,6 +166,7 @@ def test_batches_merge_into_one_report_and_no_endpoint_vanishes(aws):
     assert doc["run"]["map_run_arn"] == map_output["MapRunArn"]
     assert doc["started_at"] == "2026-11-30T22:00:00.000Z" and doc["duration_ms"] == 60_000
     assert result["unscanned_endpoints"] == 7 and result["notified"]
+    jsonschema.validate(doc, SCHEMA)
 
 
 def test_one_message_for_the_run_says_what_went_unscanned(aws):
@@ -328,3 +330,19 @@ def test_a_failed_publish_fails_the_invocation_so_the_state_machine_retries(aws)
     output = writer.write(SUCCEEDED=[child([0], writer.run)])
     with pytest.raises(DeliveryError, match="NotFound"):
         run(aws, writer.event(output), env(aws, SNS_TOPIC_ARN=aws.topic_arn + "-missing"))
+
+
+def test_the_fleet_fingerprint_of_a_document_is_the_reports_own():
+    from engine.report import UNREACHABLE, EndpointResult, Report
+    from handler.outcome import document_fingerprint, fingerprint
+
+    containers = tuple(container(i, status) for i, status in enumerate(["stale", "error", "fresh", "stale"]))
+    report = Report("prod", 1_700_000_000.0, 1_700_000_060.0, (
+        EndpointResult(host(0), containers[:2], name="a", api_version="1.45"),
+        EndpointResult(host(1), containers[2:], name="b", api_version="1.45"),
+        EndpointResult(host(2), failure=UNREACHABLE, reason="connection-refused", error="refused")))
+    assert document_fingerprint(report.to_dict()) == fingerprint(report)
+    moved = Report("prod", 1.0, 2.0, (report.endpoints[1], report.endpoints[0], report.endpoints[2]))
+    assert document_fingerprint(moved.to_dict()) == fingerprint(report)  # order never counts
+    fewer = Report("prod", 1.0, 2.0, report.endpoints[:2])
+    assert document_fingerprint(fewer.to_dict()) != fingerprint(report)

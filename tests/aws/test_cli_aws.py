@@ -9,6 +9,7 @@ import jsonschema
 
 from handler.cli import main
 from tests.aws.conftest import SCHEMA
+from tests.reportdoc import containers_of
 
 
 def run(stack, *args):
@@ -24,7 +25,7 @@ def test_the_cli_publishes_the_report_to_sns(stack, demo_fleet, aws):
     (message,) = aws.receive(aws.raw_queue, at_least=1)
     delivered = json.loads(message["Body"])
     jsonschema.validate(delivered, SCHEMA)
-    assert {c["name"]: c["status"] for c in delivered["containers"]} == {"web-1": "fresh", "stale": "stale"}
+    assert {c["name"]: c["status"] for c in containers_of(delivered)} == {"web-1": "fresh", "stale": "stale"}
     assert json.loads(out)["summary"] == delivered["summary"]
 
 

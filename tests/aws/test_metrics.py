@@ -66,7 +66,7 @@ def report(*statuses: str, requests: tuple[int, ...] = ()) -> Report:
                        for i, status in enumerate(statuses))
     registries = tuple(RegistrySummary(name=f"r{i}.example", requests={"head": n, "token": 1})
                        for i, n in enumerate(requests))
-    return Report("tcp://docker-01:2376", 1_700_000_000.0, 1_700_000_002.5, containers, registries)
+    return Report.single("tcp://docker-01:2376", 1_700_000_000.0, 1_700_000_002.5, containers, registries)
 
 
 def test_a_scan_becomes_one_valid_emf_line_with_its_counts():

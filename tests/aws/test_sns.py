@@ -17,6 +17,7 @@ from handler.logs import JsonFormatter
 from .conftest import SCHEMA
 from .refusals import Refusals
 from .reports import fleet_report
+from tests.reportdoc import containers_of
 
 SMALL = {"fresh": 5, "stale": 2, "error": 1, "skipped": 2}
 LARGE = {"fresh": 880, "stale": 60, "error": 20, "skipped": 40}  # 1,000 containers
@@ -34,7 +35,7 @@ def test_each_protocol_gets_its_variant():
     assert found["sqs"] == found["lambda"] == found["http"] == found["https"]
     doc = json.loads(found["sqs"])
     jsonschema.validate(doc, SCHEMA)
-    assert doc["scan_id"] == "scan-1" and doc["truncated"] is False and len(doc["containers"]) == 10
+    assert doc["scan_id"] == "scan-1" and doc["truncated"] is False and len(containers_of(doc)) == 10
     assert found["default"].startswith("tcp://docker-01.example.net:2376: 10 containers scanned: 2 stale")
     assert "Stale: service-5, service-6" in found["default"] and len(found["default"]) < 1000
     assert "STATUS" in found["email"] and "service-0" in found["email"]  # the whole table
@@ -81,12 +82,12 @@ def test_a_thousand_container_report_goes_to_s3_and_the_message_keeps_what_matte
     doc = json.loads(raw["Body"])
     jsonschema.validate(doc, SCHEMA)
     assert doc["truncated"] is True and doc["summary"]["scanned"] == 1000
-    assert {c["status"] for c in doc["containers"]} == {"stale", "error"} and len(doc["containers"]) == 80
+    assert {c["status"] for c in containers_of(doc)} == {"stale", "error"} and len(containers_of(doc)) == 80
     assert doc["omitted_containers"] == 920
     location = doc["report_location"]
     stored = json.loads(aws.client("s3").get_object(Bucket=location["bucket"], Key=location["key"])["Body"].read())
     jsonschema.validate(stored, SCHEMA)
-    assert len(stored["containers"]) == 1000 and stored["scan_id"] == "scan-big"
+    assert len(containers_of(stored)) == 1000 and stored["scan_id"] == "scan-big"
     assert raw["MessageAttributes"]["truncated"]["StringValue"] == "true"
 
 
@@ -94,7 +95,7 @@ def test_without_a_bucket_a_large_report_is_truncated_and_still_sent(aws):
     delivery = deliver(fleet_report(LARGE), scan_id="scan-big", publisher=Publisher(aws.client("sns"), aws.topic_arn))
     [raw] = aws.receive(aws.raw_queue)
     doc = json.loads(raw["Body"])
-    assert doc["truncated"] is True and "report_location" not in doc and len(doc["containers"]) == 80
+    assert doc["truncated"] is True and "report_location" not in doc and len(containers_of(doc)) == 80
     assert delivery.location is None
 
 
@@ -104,7 +105,7 @@ def test_when_even_the_stale_and_errored_containers_do_not_fit_as_many_as_fit_ar
     assert message.size <= MAX_MESSAGE_BYTES
     doc = json.loads(variants(message)["sqs"])
     jsonschema.validate(doc, SCHEMA)
-    kept = len(doc["containers"])
+    kept = len(containers_of(doc))
     assert 0 < kept < 1000 and doc["omitted_containers"] == 1000 - kept
     aws.client("sns").publish(TopicArn=aws.topic_arn, Message=message.message, MessageStructure="json",
                               Subject=message.subject, MessageAttributes=message.attributes)
@@ -166,7 +167,7 @@ def test_the_full_report_in_the_log_is_split_into_lines_cloudwatch_accepts():
     lines = stream.getvalue().splitlines()
     assert len(lines) > 1 and all(len(line.encode()) < 256 * 1024 for line in lines)
     parts = [json.loads(line) for line in lines]
-    assert sum(len(p["report"]["containers"]) for p in parts) == 1000
+    assert sum(len(containers_of(p["report"])) for p in parts) == 1000
     assert [p["part"] for p in parts] == list(range(1, len(parts) + 1))
 
 

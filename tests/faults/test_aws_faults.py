@@ -23,6 +23,7 @@ from tests.aws.conftest import FakeContext  # noqa: E402
 from tests.aws.refusals import Refusals  # noqa: E402
 
 from .world import SCOPE  # noqa: E402
+from tests.reportdoc import containers_of
 
 EVENT = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
 
@@ -74,7 +75,7 @@ def _delivered(aws) -> dict:
 
 
 def _outcomes(doc) -> dict:
-    return {c["name"]: (c["status"], c["reason"]) for c in doc["containers"]}
+    return {c["name"]: (c["status"], c["reason"]) for c in containers_of(doc)}
 
 
 def test_sns_throttling_is_retried_a_bounded_number_of_times_then_the_invocation_fails_with_the_report_logged(
@@ -87,7 +88,7 @@ def test_sns_throttling_is_retried_a_bounded_number_of_times_then_the_invocation
     lines = _lines(stream)
     parts = [line for line in lines if "report" in line]
     assert parts and all(line["level"] == "error" for line in parts)
-    logged = [c for line in parts for c in line["report"]["containers"]]
+    logged = [c for line in parts for c in containers_of(line["report"])]
     assert {c["name"]: (c["status"], c["reason"]) for c in logged} == world.expected
 
 

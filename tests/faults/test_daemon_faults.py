@@ -22,6 +22,7 @@ from tests.stack import run_container
 from tests.stack.images import pull, untag
 
 from .proxy import FaultProxy, Rule, Upstream, delay, die, passthrough, respond, rewrite
+from tests.reportdoc import containers_of
 
 CONTAINERS = r"^GET /v[\d.]+/containers/json"
 IMAGES = r"^GET /v[\d.]+/images/json"
@@ -207,7 +208,7 @@ def test_pulled_containers_are_inspected_side_by_side_up_to_the_concurrency(worl
         calls = [r.path.split("?")[0] for r in daemon_proxy.records]
         connections = daemon_proxy.accepted
     assert result.code == 0, result.stderr
-    assert {c["name"]: (c["status"], c["image"]) for c in result.report["containers"]} == {
+    assert {c["name"]: (c["status"], c["image"]) for c in containers_of(result.report)} == {
         name: ("stale", image) for name, image in pulled_fleet.items()}
     assert held.most == concurrency
     assert held.waves() == math.ceil(PULLED / concurrency)

@@ -11,6 +11,7 @@ import pytest
 from engine.report import schema
 from handler.outcome import EXIT_FOUND, EXIT_NOTIFY, EXIT_OK
 from tests.notify.servers import Mailbox, Webhooks, body_text, free_port
+from tests.reportdoc import containers_of
 
 pytest.importorskip("apprise", reason="the notify extra: pip install 'spyglass[notify]'")
 pytest.importorskip("aiosmtpd", reason="the test extra's SMTP server")
@@ -39,9 +40,9 @@ def test_every_service_gets_the_scan_and_a_failing_one_costs_nothing_but_a_line(
     [hook] = hooks.to(f"/hooks/{TOKEN}")
     sent = json.loads(json.loads(hook.body)["message"])
     jsonschema.validate(sent, schema())
-    assert sent["containers"] == result.report["containers"]
+    assert containers_of(sent) == containers_of(result.report)
     [message] = box.messages
-    assert message["Subject"].startswith(f"spyglass: {result.report['endpoint']}: 1 stale")
+    assert message["Subject"].startswith(f"spyglass: {result.report['name']}: 1 stale")
     assert "f-stale" in body_text(message)
     assert f"notify URL 3 (json://{hooks.authority}…): not notified:" in result.stderr and "500" in result.stderr
     everything = result.stdout + result.stderr + report_file.read_text()
@@ -71,7 +72,7 @@ def test_notify_when_change_sends_once_per_change_and_keeps_state_in_a_file(worl
     assert world.scan(*args).code == EXIT_OK
     assert len(hooks.to("/c")) == 1  # the second scan found the same stale set
     endpoints = json.loads(state.read_text())["endpoints"]
-    assert list(endpoints) == [world.scan().report["endpoint"]]
+    assert list(endpoints) == [world.scan().report["name"]]
     # A failed delivery is not recorded: the next run tries again.
     failing = tmp_path / "failing.json"
     fail_args = ("--notify-when", "change", "--state-file", str(failing), "--notify", f"json://{hooks.authority}/fail")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from tests.reportdoc import containers_of
 
 
 def _certificate(world, case: str):
@@ -39,7 +40,7 @@ def test_an_untrusted_certificate_is_not_retried(world):
     # Per registry name (127.0.0.1 and the host name), the ping's connection and, at the same moment,
     # one more for each further lookup up to --concurrency (8). A TLS failure is final and remembered:
     # not one connection after those.
-    lookups = Counter(c["registry"] for c in result.report["containers"] if c["reason"] == "tls")
+    lookups = Counter(c["registry"] for c in containers_of(result.report) if c["reason"] == "tls")
     assert set(lookups) == {world.proxy.address} | ({world.named_registry} if world.named_registry else set())
     assert accepted == sum(min(8, n) for n in lookups.values())
 

@@ -37,6 +37,7 @@ import jsonschema
 from engine.report import schema
 from handler.cli import main
 from tests.stack import Stack, pull, run_container, untag
+from tests.reportdoc import containers_of
 
 from .certs import Authority, bundle
 from .proxy import Action, FaultProxy, Upstream, respond
@@ -56,7 +57,7 @@ class ScanResult:
     seconds: float
 
     def by_name(self) -> dict[str, dict]:
-        return {c["name"]: c for c in (self.report or {}).get("containers", [])}
+        return {c["name"]: c for c in containers_of(self.report or {"endpoints": []})}
 
     def outcomes(self) -> dict[str, tuple[str, str | None]]:
         return {name: (c["status"], c["reason"]) for name, c in self.by_name().items()}

@@ -12,6 +12,7 @@ import pytest
 
 from engine.report import schema
 from tests.stack.listener import CountingListener
+from tests.reportdoc import containers_of
 
 ROOT = Path(__file__).parents[2]
 SCHEMA = schema()
@@ -31,7 +32,7 @@ def test_the_sandbox_command_prints_a_valid_report_that_matches_its_fleet():
         if line.startswith("  ") and len(parts) in (2, 3) and parts[1] in ("fresh", "stale", "skipped", "error"):
             expected[parts[0]] = (parts[1], parts[2].strip("()") if len(parts) == 3 else None)
     assert len(expected) == 11
-    assert {c["name"]: (c["status"], c["reason"]) for c in report["containers"]} == expected
+    assert {c["name"]: (c["status"], c["reason"]) for c in containers_of(report)} == expected
     assert "Traceback" not in result.stderr
 
 

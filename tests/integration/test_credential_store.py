@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from handler.cli import main
+from tests.reportdoc import containers_of
 
 NOT_FOUND = 'echo "credentials not found in native keychain"; exit 1'
 BROKEN = 'echo "error getting credentials - keychain is locked"; exit 1'
@@ -28,7 +29,7 @@ def scan_with_store(stack, tmp_path, monkeypatch, helper_body: str, *names: str)
     code = main(["scan", "--output", "json", "--registry-ca", str(stack.registry_ca), "--docker-config",
                  str(config), *names], env=stack.env(), stdout=out, stderr=err, home=Path(stack.workdir))
     report = json.loads(out.getvalue())
-    return code, {c["name"]: (c["status"], c["reason"]) for c in report["containers"]}, err.getvalue()
+    return code, {c["name"]: (c["status"], c["reason"]) for c in containers_of(report)}, err.getvalue()
 
 
 def test_a_store_without_the_registry_means_anonymous(stack, demo_fleet, tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ import pytest
 from handler.cli import main
 from tests.faults.world import loopback_host_name
 from tests.stack import logfile, run_container, untag
+from tests.reportdoc import containers_of
 
 SCOPE = "loopback"
 LABELS = {"com.centurylinklabs.watchtower.scope": SCOPE}
@@ -59,8 +60,8 @@ def test_a_loopback_registry_speaking_plain_http_needs_no_insecure_flag(stack, p
     assert sorted(requests) == [("GET", "/v2/"), ("GET", "/v2/loop/fresh/tags/list?n=1000"),
                                 ("GET", "/v2/loop/stale/tags/list?n=1000"), ("HEAD", "/v2/loop/fresh"),
                                 ("HEAD", "/v2/loop/stale")]
-    assert {c["name"]: c["status"] for c in report["containers"]} == plain_fleet
-    stale = next(c for c in report["containers"] if c["name"] == "loop-stale")
+    assert {c["name"]: c["status"] for c in containers_of(report)} == plain_fleet
+    stale = next(c for c in containers_of(report) if c["name"] == "loop-stale")
     with stack.plain_http() as registry:
         assert stale["remote_digest"] == registry.digest_of("loop/stale", "1")
     warnings = [line for line in err.splitlines() if "speaks plain http" in line]
@@ -79,7 +80,7 @@ def test_a_loopback_registry_with_an_untrusted_certificate_is_a_tls_error_withou
     finally:
         stack.daemon.admin.remove_container("loop-secure", force=True)
     assert code == 0, err
-    (entry,) = report["containers"]
+    (entry,) = containers_of(report)
     assert (entry["status"], entry["reason"]) == ("error", "tls") and secure in entry["error"]
     assert stack.secure.requests_since(access) == []  # not one HTTP request reached it
     assert any("TLS handshake error" in line for line in handshakes), handshakes  # it saw our refusal...
@@ -113,7 +114,7 @@ def test_the_same_plain_registry_under_a_name_is_https_only_unless_named_insecur
     finally:
         stack.daemon.admin.remove_container("loop-named", force=True)
         untag(stack.daemon.admin, f"{named}/loop/fresh:1")
-    (entry,) = refused["containers"]
+    (entry,) = containers_of(refused)
     assert (entry["status"], entry["reason"]) == ("error", "tls")
     assert requests_when_refused == []  # https only: the plain registry logged no request
-    assert [c["status"] for c in allowed["containers"]] == ["fresh"]
+    assert [c["status"] for c in containers_of(allowed)] == ["fresh"]

@@ -15,6 +15,7 @@ import pytest
 
 from handler.cli import main
 from tests.stack import ContainerSpec, run_containers
+from tests.reportdoc import containers_of
 
 CONTAINERS, IMAGES, STALE = 200, 60, 6
 SCOPE = "scale"
@@ -51,7 +52,7 @@ def test_200_containers_cost_four_engine_calls_and_one_head_per_image(stack, sca
     assert code == 0, err.getvalue()
     report = json.loads(out.getvalue())
 
-    statuses = {c["name"]: c["status"] for c in report["containers"]}
+    statuses = {c["name"]: c["status"] for c in containers_of(report)}
     assert set(statuses) == scale_fleet["names"]
     assert {n for n, s in statuses.items() if s == "stale"} == scale_fleet["stale"]
     assert set(statuses.values()) == {"stale", "fresh"}

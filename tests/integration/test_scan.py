@@ -15,6 +15,7 @@ import jsonschema
 
 from engine.report import schema
 from handler.cli import main
+from tests.reportdoc import containers_of
 
 SCHEMA = schema()
 
@@ -36,7 +37,7 @@ def scan(stack, *args, env_extra=None, drop_args=()):
 
 
 def by_name(report, names=None):
-    return {c["name"]: c for c in report["containers"] if names is None or c["name"] in names}
+    return {c["name"]: c for c in containers_of(report) if names is None or c["name"] in names}
 
 
 def test_the_report_matches_the_fleet(stack, demo_fleet):
@@ -66,7 +67,7 @@ def test_a_scan_costs_four_engine_calls_one_ping_and_token_per_credential_and_on
     # no per-container call on this fleet
     assert sorted(c.path.split("?")[0] for c in calls) == [
         "/v1.41/containers/json", "/v1.41/images/json", "/version", "/version"], calls
-    secure_refs = {c["reference"] for c in report["containers"]
+    secure_refs = {c["reference"] for c in containers_of(report)
                    if c["registry"] == stack.secure.address and c["status"] in ("fresh", "stale", "error")}
     requests = Counter((r.method, r.path.split("/manifests/")[0] if "/manifests/" in r.path else r.path)
                        for r in stack.secure.requests_since(registry_mark))
@@ -131,14 +132,14 @@ def test_the_report_file_holds_the_same_json(stack, demo_fleet, tmp_path):
     _, report, _ = scan(stack, "--report-file", str(path), "web-1")
     written = json.loads(path.read_text())
     jsonschema.validate(written, SCHEMA)
-    assert written["containers"] == report["containers"]
+    assert containers_of(written) == containers_of(report)
 
 
 def test_a_deadline_reached_before_the_registries_answer_still_yields_a_report(stack, demo_fleet):
     code, report, _ = scan(stack, "--timeout", "0.001")
     assert code in (0, 3)
     if code == 0:  # the listing itself can beat a 1 ms deadline only rarely; the report is still whole
-        checked = [c for c in report["containers"] if c["status"] == "error"]
+        checked = [c for c in containers_of(report) if c["status"] == "error"]
         assert checked and all(c["reason"] == "timeout" for c in checked)
 
 

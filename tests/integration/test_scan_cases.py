@@ -10,6 +10,7 @@ import pytest
 
 from handler.cli import main
 from tests.stack import run_container
+from tests.reportdoc import containers_of
 
 SCOPE = ["--scope", "cases"]
 LABELS = {"com.centurylinklabs.watchtower.scope": "cases"}
@@ -47,7 +48,7 @@ def test_a_container_listed_by_image_id_is_looked_up_once_and_found_stale(stack,
     mark = stack.daemon.mark()
     code, report, err = scan(stack, *SCOPE, *default_args(stack))
     assert code == 0, err
-    (entry,) = [c for c in report["containers"] if c["name"] == "case-moved"]
+    (entry,) = [c for c in containers_of(report) if c["name"] == "case-moved"]
     assert entry["status"] == "stale"
     assert entry["image"] == f"{stack.secure.address}/cases/moved:1"
     calls = [c.path for c in stack.daemon.api_calls_since(mark)]
@@ -67,7 +68,7 @@ def test_credentials_from_a_credential_helper(stack, demo_fleet, tmp_path, monke
     config.write_text(json.dumps({"credHelpers": {stack.secure.address: "spyglass-test"}}))
     code, report, err = scan(stack, "private", *default_args(stack, docker_config=config))
     assert code == 0, err
-    assert report["containers"][0]["status"] == "fresh"
+    assert containers_of(report)[0]["status"] == "fresh"
     assert stack.alice.password not in err
 
 
@@ -79,7 +80,7 @@ def test_a_repository_prefix_key_gives_two_credentials_on_one_host_one_token_eac
     mark = stack.token_server.mark()
     code, report, err = scan(stack, "private", "web-1", "stale", *default_args(stack, docker_config=config))
     assert code == 0, err
-    assert {c["name"]: c["status"] for c in report["containers"]} == {"private": "fresh", "web-1": "fresh",
+    assert {c["name"]: c["status"] for c in containers_of(report)} == {"private": "fresh", "web-1": "fresh",
                                                                       "stale": "stale"}
     tokens = sorted(stack.token_server.requests_since(mark), key=lambda t: t.username or "")
     assert [(t.username, sorted(t.scopes)) for t in tokens] == [

@@ -24,6 +24,7 @@ from engine.scan import ScanOptions
 from handler import compose
 from handler.cli import main
 from tests.stack import run_container
+from tests.reportdoc import containers_of
 
 REPOSITORY = "cases/versioned"
 LABELS = {"com.centurylinklabs.watchtower.scope": "versions"}
@@ -82,7 +83,7 @@ def tags_requests(stack, mark):
 def test_the_report_names_exactly_the_newest_tag_of_each_level(stack, versioned_fleet, monkeypatch):
     mark = stack.secure.mark()
     report = scan(stack, monkeypatch)
-    found = {c["name"]: c for c in report["containers"]}
+    found = {c["name"]: c for c in containers_of(report)}
     assert {name: found[name]["newer"] for name in versioned_fleet} == \
         {name: newer for name, (_, newer) in versioned_fleet.items()}
     assert {c["status"] for c in found.values()} == {"fresh"}
@@ -106,7 +107,7 @@ def test_versions_off_sends_not_a_single_extra_request(stack, versioned_fleet, m
     off = scan(stack, monkeypatch, "--versions", "off")
     without = stack.secure.requests_since(mark)
     assert tags_requests(stack, mark) == []
-    assert all(c["newer"] is None for c in off["containers"]) and off["summary"]["outdated"] == 0
+    assert all(c["newer"] is None for c in containers_of(off)) and off["summary"]["outdated"] == 0
     (registry,) = [r for r in off["registries"] if r["name"] == stack.secure.address]
     assert "tags" not in registry["requests"]
     assert len(without) == len(with_versions) - len([r for r in with_versions if "/tags/list" in r.path])

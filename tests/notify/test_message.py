@@ -4,10 +4,11 @@ import json
 from engine.report import ContainerResult, Report
 from engine.versions import Newer
 from handler.notify.message import MARKDOWN, TEXT, compose, full_report, title
+from tests.reportdoc import containers_of
 
 
 def _report(*containers, endpoint="tcp://docker-1:2376"):
-    return Report(endpoint, 1_700_000_000.0, 1_700_000_002.0, tuple(containers))
+    return Report.single(endpoint, 1_700_000_000.0, 1_700_000_002.0, tuple(containers))
 
 
 def _stale(name, image, remote="sha256:" + "ab" * 32):
@@ -56,7 +57,7 @@ def test_a_long_list_is_cut_at_a_line_with_a_pointer_to_the_full_report():
 def test_the_json_webhook_message_is_the_whole_report():
     report = _report(_stale("web", "nginx:1"))
     document = json.loads(full_report(report).body)
-    assert document["summary"]["stale"] == 1 and document["containers"][0]["name"] == "web"
+    assert document["summary"]["stale"] == 1 and containers_of(document)[0]["name"] == "web"
 
 
 def test_containers_with_newer_versions_are_grouped_by_image_and_counted_in_the_title():

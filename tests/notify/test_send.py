@@ -23,7 +23,7 @@ TOKEN = "tok-5b1e0d9a-path"
 
 
 def _report():
-    return Report("tcp://docker-1.example:2376", 1_700_000_000.0, 1_700_000_003.0, (
+    return Report.single("tcp://docker-1.example:2376", 1_700_000_000.0, 1_700_000_003.0, (
         ContainerResult("a1", "web-1", "nginx:1.27", "stale", reference="docker.io/library/nginx:1.27",
                         local_digests=("sha256:" + "11" * 32,), remote_digest="sha256:" + "22" * 32),
         ContainerResult("a2", "web-2", "nginx:1.27", "stale", reference="docker.io/library/nginx:1.27",
@@ -59,7 +59,7 @@ def test_the_json_webhook_receives_the_full_report_valid_against_the_schema(hook
     assert payload["type"] == "failure"
     document = json.loads(payload["message"])
     jsonschema.validate(document, schema())
-    assert document["summary"] == {"scanned": 4, "stale": 2, "fresh": 1, "skipped": 0, "errors": 1, "outdated": 0}
+    assert document["summary"] == {"endpoints": 1, "unreachable": 0, "scanned": 4, "stale": 2, "fresh": 1, "skipped": 0, "errors": 1, "outdated": 0}
 
 
 def test_the_form_webhook_receives_the_markdown_body(hooks):
@@ -128,7 +128,7 @@ def test_a_server_that_never_answers_is_bounded_by_the_deadline(hooks):
 def test_a_long_report_is_cut_to_the_service_s_length_with_a_pointer(hooks):
     many = tuple(ContainerResult(f"s{i}", f"svc-{i:03}", f"registry.example/team/image-{i:03}:1", "stale",
                                  remote_digest="sha256:" + "44" * 32) for i in range(300))
-    report = Report("tcp://big:2376", 0.0, 1.0, many)
+    report = Report.single("tcp://big:2376", 0.0, 1.0, many)
     assert send([f"mmost://{hooks.authority}/{TOKEN}"], report, deadline=10, where="/srv/last.json").ok
     [chat] = hooks.to(f"/hooks/{TOKEN}")
     text = json.loads(chat.body)["text"]

@@ -14,7 +14,7 @@ DIGEST = "sha256:" + "a" * 64
 def report(*newer: Newer | None) -> Report:
     containers = tuple(ContainerResult(f"id{i}", f"c{i}", f"nginx:1.25.{i}", "fresh", local_digests=(DIGEST,),
                                        remote_digest=DIGEST, newer=n) for i, n in enumerate(newer))
-    return Report("tcp://docker.example:2376", 0.0, 1.0, containers)
+    return Report.single("tcp://docker.example:2376", 0.0, 1.0, containers)
 
 
 def test_fail_on_outdated_is_its_own_verdict_after_stale_and_errors():

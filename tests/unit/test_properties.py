@@ -37,6 +37,7 @@ from engine.status import raise_for_status, retry_after
 from engine.tlsconfig import TLSPolicy
 from engine.transport import Response, internal_host, valid_host
 from tests.unit.markdown import table_cells
+from tests.reportdoc import containers_of
 
 SCHEMA = schema()
 EXTERNAL_REGISTRY = "registry.example.com"
@@ -234,7 +235,7 @@ def test_any_fleet_gives_a_report_whose_renderings_keep_their_shape(containers, 
     assert {c.id for c in report.containers} <= {c.id for c in containers}
     document = json.loads(render_json(report))
     jsonschema.validate(document, SCHEMA)
-    assert sorted(c["name"] for c in document["containers"]) == sorted(c.name for c in report.containers)
+    assert sorted(c["name"] for c in containers_of(document)) == sorted(c.name for c in report.containers)
     _check_text(render_text(report), len(report.containers))
     groups = {c.status in ("stale", "error") for c in report.containers}  # a table each: attention, the rest
     _check_markdown(render_markdown(report), len(report.containers) + len(groups))
