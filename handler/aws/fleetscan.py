@@ -28,17 +28,10 @@ ENDPOINTS_AT_ONCE = 4  # each scan runs its own lookups; more at once would crow
 def scan_endpoints(settings, specs, runtime, budget: float | None, run_id: str, *, name: str) -> tuple[dict, dict]:
     """(the report document, cache statistics) for every endpoint of specs."""
     from engine.digestcache import MemoryDigestCache
-    from handler.aws.dynamodb import DynamoDigestCache, DynamoTokenStore
     from handler.aws.fleetreport import merge
     from handler.aws.resultwriter import BatchOutcome
 
-    tokens = digests = None
-    if settings.token_table:
-        dynamodb = runtime.clients.client("dynamodb")
-        tokens = DynamoTokenStore(settings.token_table, client=dynamodb, clock=runtime.clock)
-        if settings.digest_cache_ttl > 0:
-            digests = DynamoDigestCache(settings.token_table, run=run_id, client=dynamodb, clock=runtime.clock,
-                                        ttl=settings.digest_cache_ttl)
+    tokens, digests = shared_caches(settings, runtime, run_id)
     digests = digests or MemoryDigestCache(clock=runtime.clock)
     materials = Materials(settings, runtime)
     started = runtime.clock.now()
@@ -52,6 +45,21 @@ def scan_endpoints(settings, specs, runtime, budget: float | None, run_id: str, 
     stats = {"token_cache": tokens.stats() if tokens else None,
              "digest_cache": digests.stats() if hasattr(digests, "stats") else None}
     return doc, stats
+
+
+def shared_caches(settings, runtime, run_id: str):
+    """(token store, digest cache) on the TOKEN_CACHE table, each None when not configured."""
+    from handler.aws.dynamodb import DynamoDigestCache, DynamoTokenStore
+
+    if not settings.token_table:
+        return None, None
+    dynamodb = runtime.clients.client("dynamodb")
+    tokens = DynamoTokenStore(settings.token_table, client=dynamodb, clock=runtime.clock)
+    digests = None
+    if settings.digest_cache_ttl > 0:
+        digests = DynamoDigestCache(settings.token_table, run=run_id, client=dynamodb, clock=runtime.clock,
+                                    ttl=settings.digest_cache_ttl)
+    return tokens, digests
 
 
 def _endpoint(settings, spec, runtime, budget, materials, tokens, digests) -> dict:

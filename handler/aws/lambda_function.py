@@ -185,16 +185,10 @@ def _scan(settings, spec, runtime: Runtime, budget: float | None, run_id: str):
     """(report, endpoint failure message or None, (token store, digest cache), each None when unused)."""
     from engine.errors import DaemonError
     from engine.report import ENDPOINT_ERROR, UNREACHABLE, EndpointResult, Report
-    from handler.aws.dynamodb import DynamoDigestCache, DynamoTokenStore
+    from handler.aws.fleetscan import shared_caches
     from handler.compose import run_scan
 
-    store = digests = None
-    if settings.token_table:
-        store = DynamoTokenStore(settings.token_table, client=runtime.clients.client("dynamodb"),
-                                 clock=runtime.clock)
-    if settings.token_table and settings.digest_cache_ttl > 0:
-        digests = DynamoDigestCache(settings.token_table, run=run_id, client=runtime.clients.client("dynamodb"),
-                                    clock=runtime.clock, ttl=settings.digest_cache_ttl)
+    store, digests = shared_caches(settings, runtime, run_id)
     started = runtime.clock.now()
     with _scan_inputs(settings, spec, runtime, budget) as (config, wrapper):
         try:
