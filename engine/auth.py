@@ -12,6 +12,9 @@ later request of the registry (or of that token) raises it again without asking.
 
 ``prime()`` is the up-front handshake of a scan: the ping and every token the planned repositories
 need (side by side when there are several), while connections for the lookups open beside them.
+A fleet primes in two steps: ``prime(tokens=False)`` (the ping and the connections) as soon as a
+listing names the registry, ``plan()`` as further listings name more repositories, then
+``prime_tokens()`` once every listing is in, so one token covers every repository of the run.
 No lock is held while a request is out or a credential helper runs: the memos are single-flight.
 """
 from __future__ import annotations
@@ -73,13 +76,13 @@ class AuthTransport:
         self._keychain = keychain
         self._clock = clock or SystemClock()
         self._tokens = token_cache or MemoryTokenCache(clock=self._clock)
-        self._planned = frozenset(repositories)
+        self._planned = frozenset(repositories)  # grows by plan() until the tokens are primed
         self._open_connections = open_connections
         self._pinged: SingleFlight[None, Ping] = SingleFlight(memo=True)
         self._credentials: SingleFlight[str, Credential | None] = SingleFlight(memo=True)
         self._chunks: SingleFlight[str, list[tuple[str, ...]]] = SingleFlight(memo=True)  # by credential identity
         self._failed_tokens: dict[TokenKey, RegistryError] = {}
-        self._lock = threading.Lock()  # guards _failed_tokens only
+        self._lock = threading.Lock()  # guards _failed_tokens, and the plan while it grows
 
     # -- the layer -------------------------------------------------------------
 
@@ -100,24 +103,40 @@ class AuthTransport:
 
     # -- the up-front handshake ------------------------------------------------
 
-    def prime(self, connections: int = 0) -> None:
-        """Ping, and fetch the token(s) for every planned repository, opening up to `connections`
-        connections meanwhile (the ping's own is one of them). Never raises: a failure is
-        remembered, and every request of this registry reports it."""
+    def prime(self, connections: int = 0, *, tokens: bool = True) -> None:
+        """Ping, and fetch the token(s) for every planned repository (unless tokens is False),
+        opening up to `connections` connections meanwhile (the ping's own is one of them). Never
+        raises: a failure is remembered, and every request of this registry reports it."""
         extra = connections - 1 if self._open_connections is not None else 0
+        planned = self._planned_tokens if tokens else _nothing
         if extra < 1:
-            self._ping_and_tokens()
+            (self.prime_tokens if tokens else self._ping_only)()
         elif self._mode.verifies:  # https comes first: its connections open beside the ping
-            _side_by_side([self._ping_and_tokens, lambda: self._open(f"https://{self.registry.host}", extra)])
+            _side_by_side([self.prime_tokens if tokens else self._ping_only, lambda: self._open(f"https://{self.registry.host}", extra)])
             base_url = self._quietly(lambda: self._ping().base_url)
             if base_url is not None and base_url.startswith("http:"):  # a loopback registry without TLS
                 self._open(base_url, extra)
         else:  # an insecure host's scheme is known only once the ping found it
             base_url = self._quietly(lambda: self._ping().base_url)
             if base_url is not None:
-                _side_by_side([self._planned_tokens, lambda: self._open(base_url, extra)])
+                _side_by_side([planned, lambda: self._open(base_url, extra)])
 
-    def _ping_and_tokens(self) -> None:
+    def _ping_only(self) -> None:
+        self._quietly(self._ping)
+
+    @property
+    def planned(self) -> frozenset[str]:
+        with self._lock:
+            return self._planned
+
+    def plan(self, repositories: Iterable[str]) -> None:
+        """More repositories for the tokens; only before prime_tokens() and the first request."""
+        with self._lock:
+            self._planned = self._planned | frozenset(repositories)
+            self._chunks = SingleFlight(memo=True)  # computed again from the larger plan
+
+    def prime_tokens(self) -> None:
+        """The ping (once), then every token the planned repositories need. Never raises."""
         if self._quietly(self._ping) is not None:
             self._planned_tokens()
 
@@ -129,7 +148,9 @@ class AuthTransport:
 
     def _one_repository_per_token(self) -> list[str]:
         firsts: dict[tuple, str] = {}
-        for repository in sorted(self._planned):
+        with self._lock:
+            planned = sorted(self._planned)
+        for repository in planned:
             credential = self._credential(repository)
             firsts.setdefault((_identity(credential), self._scopes_with(repository, credential)), repository)
         return list(firsts.values())
@@ -192,13 +213,19 @@ class AuthTransport:
     def _scopes_with(self, repository: str, credential: Credential | None) -> tuple[str, ...]:
         """The chunk of planned scopes (same credential) that holds this repository's scope."""
         identity = _identity(credential)
-        chunks = self._chunks.do(identity, lambda: scope_chunks(
-            r for r in self._planned if _identity(self._credential(r)) == identity))
+        with self._lock:
+            planned, memo = self._planned, self._chunks
+        chunks = memo.do(identity, lambda: scope_chunks(
+            r for r in planned if _identity(self._credential(r)) == identity))
         wanted = pull_scope(repository)
         return next((chunk for chunk in chunks if wanted in chunk), (wanted,))
 
     def _credential(self, repository: str) -> Credential | None:
         return self._credentials.do(repository, lambda: self._keychain.resolve(self.registry, repository))
+
+
+def _nothing() -> None:
+    """No tokens now: prime_tokens() fetches them later."""
 
 
 def _identity(credential: Credential | None) -> str:

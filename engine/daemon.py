@@ -126,7 +126,7 @@ class DockerDaemon:
         try:
             return client.containers(all=True)
         except Exception as exc:  # the SDK raises requests' and its own errors alike
-            raise DaemonError(f"list containers on {self.endpoint}: {_reason(exc)}") from exc
+            raise _listing_error(f"list containers on {self.endpoint}", exc) from exc
 
     def _list_images(self, clients: _Clients) -> dict[str, dict]:
         # A client of its own: its connection and version negotiation run beside the main one's.
@@ -134,7 +134,7 @@ class DockerDaemon:
         try:
             return {image["Id"]: image for image in client.images()}
         except Exception as exc:
-            raise DaemonError(f"list images on {self.endpoint}: {_reason(exc)}") from exc
+            raise _listing_error(f"list images on {self.endpoint}", exc) from exc
         finally:
             clients.release(client)
 
@@ -269,7 +269,7 @@ def _api_client(settings: DaemonSettings, *, version: str | None = None):
         return _endpoint_client_class(docker.APIClient)(
             base_url=settings.host, version=version or "auto", tls=tls, timeout=settings.timeout)
     except Exception as exc:
-        raise DaemonError(f"connect to {settings.host}: {_reason(exc)}") from exc
+        raise _listing_error(f"connect to {settings.host}", exc) from exc
 
 
 def _endpoint_client_class(base):
@@ -287,6 +287,36 @@ _TLS_ALERTS = {"TLSV13_ALERT_CERTIFICATE_REQUIRED": "the daemon requires a clien
                "SSLV3_ALERT_BAD_CERTIFICATE": "the daemon rejected the client certificate",
                "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "the daemon rejected the client certificate",
                "TLSV1_ALERT_UNKNOWN_CA": "the daemon does not trust the client certificate's CA"}
+
+
+def _listing_error(operation: str, exc: BaseException) -> DaemonError:
+    """The DaemonError for an endpoint that could not be listed, with its slug and whether it was
+    unreachable (nothing answered as a daemon) rather than refusing."""
+    slug, unreachable = _slug(exc)
+    return DaemonError(f"{operation}: {_reason(exc)}", reason=slug, unreachable=unreachable)
+
+
+def _slug(exc: BaseException) -> tuple[str, bool]:
+    """(reason slug, unreachable) by the types along the chain, the outermost understood one first."""
+    from docker.errors import APIError
+    from requests.exceptions import ConnectionError as RequestsConnectionError, Timeout
+
+    for cause in causes(exc):
+        if isinstance(cause, APIError):
+            return "daemon-refused", False
+        if isinstance(cause, ssl.SSLError):
+            return "tls-handshake", True
+        if isinstance(cause, (Timeout, TimeoutError)):
+            return "timeout", True
+        for kind, slug in ((ConnectionRefusedError, "connection-refused"),
+                           (http.client.RemoteDisconnected, "connection-closed"),
+                           (ConnectionResetError, "connection-reset"), (FileNotFoundError, "no-such-socket"),
+                           (socket.gaierror, "host-not-found")):
+            if isinstance(cause, kind):
+                return slug, True
+    if any(isinstance(cause, (RequestsConnectionError, ConnectionError)) for cause in causes(exc)):
+        return "connection-failed", True
+    return "daemon-error", False
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,61 +1,81 @@
-"""One scan of one endpoint.
+"""One run over a fleet of Docker endpoints, the registry work shared by all of them.
 
 Outline:
-    list containers and images (a constant number of Engine API calls)
-    → select (names, scope, labels) and settle what needs no registry: disabled,
-      not running, unparseable, pinned by digest, built locally
-    → one lookup per distinct reference, concurrently, one client per registry that
-      knows all of that registry's repositories up front (so one token can cover them)
-    → beside them, one tags list per distinct repository whose running tag is a version
-      (engine/versions.py), unless versions are off
-    → decide each container against its image's local digests; propose newer version tags
-    → a Report, always: what the deadline cut short is an error entry, not a lost scan
+    list every endpoint side by side (endpoint_concurrency at once), each with its own selection
+    → as each listing arrives: select (names, scope, labels) and settle what needs no registry:
+      disabled, not running, unparseable, pinned by digest, built locally
+    → its references join the run's: one lookup per distinct registry + repository + tag across
+      the fleet, one tags list per distinct repository whose running tag is a version (unless
+      versions are off), one client per registry (engine/fleet.py), pinged as soon as a listing
+      names it; once every listing is in, one token per credential, then the lookups
+    → decide each endpoint's containers against their images' local digests; propose newer tags
+    → a Report, always: an endpoint that could not be listed is an entry with its reason (the
+      others complete), and what the one deadline cut short is an error entry, not a lost run
 """
 from __future__ import annotations
 
 import logging
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+import statistics
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from typing import Callable, TypeVar
+from typing import Callable, Iterable, Sequence
 
 from .authn import ANONYMOUS_KEYCHAIN, Keychain
 from .clock import Clock, Deadline, SystemClock
-from .daemon import ContainerInfo, ContainerSource
-from .decide import Lookup, decide, local_digests
-from .digestcache import DigestCache
-from .errors import DaemonError, InvalidReferenceError, RegistryError, RegistryTimeoutError, SpyglassError
-from .mediatypes import is_index
+from .daemon import ContainerInfo, ContainerSource, Listing
+from .decide import decide, local_digests
+from .errors import DaemonError, InvalidReferenceError
+from .fleet import Lookups, RegistryHub, TagsKey, reference_key, tags_key
 from .name import Reference, parse_reference
-from .registry import LayeredRegistry, RegistryClient, TagLimits, layered
-from .report import ERROR, SKIPPED, ContainerResult, RegistrySummary, Report
+from .registry import TagLimits
+from .report import (ENDPOINT_ERROR, ERROR, SKIPPED, UNREACHABLE, ContainerResult, EndpointResult, RegistrySummary,
+                     Report)
 from .selection import Selection, disabled_by_label
 from .tokens import MemoryTokenCache, TokenCache
 from .transport import HttpPools
 from .versions import LEVELS, TagPolicy, Version, parse_version, policy_for, propose
 
 log = logging.getLogger("spyglass.scan")
-T = TypeVar("T")
 
-# (phase, done, in all): phases in order are "connecting", "listing", "inspecting" (per-container
-# daemon calls) and "registries" (distinct images looked up); done and in all are 0 where a phase
-# has nothing to count.
+# (phase, done, in all). A fleet of one reports its daemon's phases, "connecting", "listing" and
+# "inspecting" (per-container daemon calls); a larger fleet "endpoints" (listed or failed of all)
+# and "unreachable" (endpoints not listed so far, of all). Both then report "registries"
+# (distinct images looked up of those known so far); done and in all are 0 where there is
+# nothing to count. Called from the scan's threads, one call at a time per thread.
 Progress = Callable[[str, int, int], None]
-PHASES = ("connecting", "listing", "inspecting", "registries")
+PHASES = ("connecting", "listing", "inspecting", "endpoints", "unreachable", "registries")
+STRAGGLER_FACTOR, STRAGGLER_MIN_S = 2.0, 1.0  # see _Stragglers
 
 
 @dataclass(frozen=True)
 class ScanOptions:
     selection: Selection = field(default_factory=Selection)
     include_stopped: bool = False
-    concurrency: int = 8
-    timeout: float | None = None  # seconds for the whole scan, listing included
+    concurrency: int = 8  # registry requests in flight, and each endpoint's per-container daemon calls
+    timeout: float | None = None  # seconds for the whole run, listings included
     versions: str = "major"  # the highest level of newer version tags reported; "off": no tags lists
     tag_limits: TagLimits = field(default_factory=TagLimits)
+    endpoint_concurrency: int = 16  # endpoints listed at once
 
     def __post_init__(self) -> None:
         if self.versions not in LEVELS:
             raise ValueError(f"versions must be one of {', '.join(LEVELS)}")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint of a run: where its containers come from, its display name, and its own
+    selection where it differs from the run's (None: the run's)."""
+
+    source: ContainerSource
+    name: str = ""
+    selection: Selection | None = None
+    include_stopped: bool | None = None
+
+    def options(self, run: ScanOptions) -> ScanOptions:
+        changes = {key: value for key, value in (("selection", self.selection),
+                                                 ("include_stopped", self.include_stopped)) if value is not None}
+        return replace(run, **changes) if changes else run
 
 
 @dataclass(frozen=True)
@@ -65,29 +85,43 @@ class _Pending:
 
 
 @dataclass(frozen=True)
-class _TagsKey:
-    """One tags list, shared by every container that runs a version tag of the repository."""
-
-    registry: str
-    repository: str
-
-
-@dataclass(frozen=True)
 class _VersionCheck:
     running: Version | None = None
     policy: TagPolicy | None = None
     error: str | None = None  # a label that cannot be used
 
 
-def scan(source: ContainerSource, options: ScanOptions = ScanOptions(), *, pools: HttpPools | None = None,
-         keychain: Keychain = ANONYMOUS_KEYCHAIN, token_cache: TokenCache | None = None,
-         clock: Clock | None = None, progress: Progress | None = None,
-         digest_cache: DigestCache | None = None) -> Report:
-    """Scan source; raises DaemonError only when nothing could be listed.
+@dataclass
+class _Listed:
+    """One endpoint's listing, triaged: what was settled, what waits for the registries."""
 
-    Every thread the scan starts has ended when it returns: its one executor is shut down with
-    wait=True. Past the deadline that wait is bounded by the requests still out, each limited to
-    what the deadline left when it was sent (and a credential helper's own 10 s limit).
+    listing: Listing
+    settled: list[ContainerResult]
+    pending: list[_Pending]
+    checks: dict[str, _VersionCheck]
+
+    def versioned(self, item: _Pending) -> bool:
+        """Whether the container's repository's tags are wanted (it runs a version, its policy is on)."""
+        check = self.checks.get(item.container.id)
+        return check is not None and check.running is not None
+
+
+def scan(source: ContainerSource, options: ScanOptions = ScanOptions(), **collaborators) -> Report:
+    """A fleet of one: scan_fleet with this source alone."""
+    return scan_fleet((Endpoint(source),), options, **collaborators)
+
+
+def scan_fleet(endpoints: Sequence[Endpoint], options: ScanOptions = ScanOptions(), *, name: str = "",
+               pools: HttpPools | None = None, keychain: Keychain = ANONYMOUS_KEYCHAIN,
+               token_cache: TokenCache | None = None, clock: Clock | None = None,
+               progress: Progress | None = None, digest_cache=None) -> Report:
+    """Scan every endpoint, sharing the registry work; never raises for an endpoint that fails.
+
+    ``name`` names the run (default: the only endpoint's display name, or "fleet").
+    ``digest_cache`` is handed to every registry client (engine.registry.layered) when given.
+    Every thread the run starts has ended when it returns: the listing and registry executors
+    are shut down with wait=True. Past the deadline that wait is bounded by the requests still
+    out, each limited to what the deadline left when it was sent, and by each daemon's timeout.
     """
     clock = clock or SystemClock()
     owned = pools is None
@@ -95,43 +129,168 @@ def scan(source: ContainerSource, options: ScanOptions = ScanOptions(), *, pools
     token_cache = token_cache or MemoryTokenCache(clock=clock)
     started = clock.now()
     deadline = Deadline(clock, options.timeout)
-    # Handshakes get threads of their own beside the `concurrency` lookups (see _look_up).
+    # Handshakes get threads of their own beside the `concurrency` lookups.
     executor = ThreadPoolExecutor(max_workers=2 * max(1, options.concurrency), thread_name_prefix="spyglass-scan")
+    listers = ThreadPoolExecutor(max_workers=max(1, min(options.endpoint_concurrency, len(endpoints))),
+                                 thread_name_prefix="spyglass-list")
     try:
-        # The trust store takes tens of ms of CPU to load: load it while the daemon answers.
+        # The trust store takes tens of ms of CPU to load: load it while the daemons answer.
         executor.submit(_quietly, pools.load_trust)
-        collaborators = dict(pools=pools, keychain=keychain, token_cache=token_cache, clock=clock, deadline=deadline,
-                             digest_cache=digest_cache)  # a tag another batch of the run looked up: no HEAD
-        early = _EarlyPrimes(executor, options, collaborators)
-        listing = source.list_containers(lambda c: _needs_registry(c, options), concurrency=options.concurrency,
-                                         progress=progress, on_listed=early.start)
-        settled, pending = _triage(listing.containers, options)
-        log.info("listed %d containers on %s: %d to check against %d registries", len(listing.containers),
-                 source.endpoint, len(pending), len({p.reference.registry.name for p in pending}),
-                 extra={"endpoint": source.endpoint, "api_version": listing.api_version})
-        if progress is not None:  # the handshakes come first: say so before the first lookup is done
-            progress("registries", 0, len({_key(p.reference) for p in pending}))
-        registries = _layers(pending, early.layers, **collaborators)
-        checks = _version_checks(pending, options.versions)
-        tags_keys = {_tags_key(p.reference) for p in pending if p.container.id in checks
-                     and checks[p.container.id].running is not None}
-        lookups, tags = _look_up(pending, registries, executor, options.concurrency, deadline, progress,
-                                 early.primes, tags_keys, options.tag_limits)
+        collaborators = dict(pools=pools, keychain=keychain, token_cache=token_cache, clock=clock, deadline=deadline)
+        if digest_cache is not None:
+            collaborators["digest_cache"] = digest_cache
+        hub = RegistryHub(executor, options.concurrency, collaborators)
+        lookups = Lookups(hub, executor, options.concurrency, options.tag_limits)
+        listed = _run(endpoints, options, hub, lookups, listers, deadline, progress, clock)
     finally:
+        listers.shutdown(wait=True, cancel_futures=True)
         executor.shutdown(wait=True, cancel_futures=True)
         if owned:
             pools.close()
-    results = settled + [_with_versions(decide(p.container, p.reference, lookups[_key(p.reference)]),
-                                        checks.get(p.container.id), tags.get(_tags_key(p.reference)))
-                         for p in pending]
-    order = {c.id: i for i, c in enumerate(listing.containers)}
-    results.sort(key=lambda r: order[r.id])
-    summaries = tuple(RegistrySummary(name, dict(r.stats.requests), dict(r.stats.rate_limit))
-                      for name, r in registries.items())
-    report = Report.single(source.endpoint, started, clock.now(), tuple(results), summaries, listing.api_version)
-    log.info("scan of %s done: %s", source.endpoint, report.summary,
-             extra={"endpoint": source.endpoint, "summary": report.summary, "duration_ms": report.duration_ms})
+    results = tuple(_endpoint_result(endpoint, listed[i], lookups) for i, endpoint in enumerate(endpoints))
+    summaries = tuple(RegistrySummary(registry, dict(layer.stats.requests), dict(layer.stats.rate_limit))
+                      for registry, layer in hub.layers().items())
+    default = results[0].display_name if len(results) == 1 else "fleet"
+    report = Report(name or default, started, clock.now(), results, summaries)
+    log.info("run %s done: %s", report.name, report.summary,
+             extra={"fleet": report.name, "fleet_summary": report.summary, "duration_ms": report.duration_ms})
     return report
+
+
+def _run(endpoints: Sequence[Endpoint], options: ScanOptions, hub: RegistryHub, lookups: Lookups,
+         listers: ThreadPoolExecutor, deadline: Deadline, progress: Progress | None, clock: Clock) -> list:
+    """Every endpoint's _Listed or the DaemonError that stood for it (None: the deadline came first).
+
+    The listings and the lookups share one wait: each listing, when it arrives, adds its
+    references to the lookups; once the listings are in (or only stragglers are left, see
+    _Stragglers), the registries fetch their tokens and the lookups go.
+    """
+    single = len(endpoints) == 1
+    tell = progress or _silent
+    stragglers = _Stragglers(clock)
+    running = {listers.submit(_list, endpoint, options, hub, progress if single else None, stragglers.started(i)): i
+               for i, endpoint in enumerate(endpoints)}
+    listed: list = [None] * len(endpoints)
+    failed = 0
+    if not single:
+        tell("endpoints", 0, len(endpoints))
+    while (running or lookups.busy) and not deadline.expired():
+        only_stragglers, recheck = stragglers.only(running.values())
+        if only_stragglers:
+            hub.open()  # the tokens now cover every repository the endpoints named
+        lookups.submit_ready()
+        left = deadline.remaining()
+        timeout = left if recheck is None else recheck if left is None else min(left, recheck)
+        done, _ = wait([*running, *lookups.waits()], timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in done:
+            if future in running:
+                i = running.pop(future)
+                stragglers.finished(i)
+                listed[i] = outcome = future.result()
+                if isinstance(outcome, _Listed):
+                    lookups.add(outcome.pending, outcome.versioned)
+                    tell("registries", lookups.checked, lookups.wanted)
+                else:
+                    failed += 1
+                if not single:
+                    tell("endpoints", len(endpoints) - len(running), len(endpoints))
+                    tell("unreachable", failed, len(endpoints))
+            elif lookups.finished(future):
+                tell("registries", lookups.checked, lookups.wanted)
+    _late(running, listed, lookups)
+    return listed
+
+
+def _late(running: dict, listed: list, lookups: Lookups) -> None:
+    """Past the deadline: a listing not started is dropped (its endpoint a timeout); one under way is
+    waited for, as the executor's shutdown would wait for it anyway (each daemon call has its own
+    limit), and reported with its containers, their lookups timeouts."""
+    under_way = [(future, i) for future, i in running.items() if not future.cancel()]  # cancel first, all
+    for future, i in under_way:
+        listed[i] = outcome = future.result()
+        if isinstance(outcome, _Listed):
+            lookups.add(outcome.pending, outcome.versioned, late=True)
+
+
+class _Stragglers:
+    """When the registries stop waiting for listings: every listing is in, or each one still out has
+    taken more than STRAGGLER_FACTOR times the median finished listing (at least STRAGGLER_MIN_S),
+    so one hung endpoint costs the others nothing but that wait."""
+
+    def __init__(self, clock: Clock):
+        self._clock = clock
+        self._started: dict[int, float] = {}
+        self._durations: list[float] = []
+
+    def started(self, index: int) -> Callable[[], None]:
+        """What the listing thread calls as it starts (a queued listing has not started)."""
+        return lambda: self._started.__setitem__(index, self._clock.monotonic())
+
+    def finished(self, index: int) -> None:
+        if index in self._started:
+            self._durations.append(self._clock.monotonic() - self._started[index])
+
+    def only(self, running: Iterable[int]) -> tuple[bool, float | None]:
+        """(only stragglers are out, seconds until that is worth asking again or None)."""
+        running = list(running)
+        if not running:
+            return True, None
+        if not self._durations:
+            return False, None
+        grace = max(STRAGGLER_MIN_S, STRAGGLER_FACTOR * statistics.median(self._durations))
+        now = self._clock.monotonic()
+        left = [self._started[i] + grace - now if i in self._started else None for i in running]
+        if any(wait_s is None for wait_s in left):
+            return False, None  # one has not even started: it is no straggler
+        later = [wait_s for wait_s in left if wait_s > 0]
+        return (not later), (min(later) if later else None)
+
+
+def _list(endpoint: Endpoint, run: ScanOptions, hub: RegistryHub, progress: Progress | None,
+          on_start: Callable[[], None]) -> _Listed | DaemonError:
+    """One endpoint's listing, triaged; its registries pinged from its two lists before its inspects."""
+    on_start()
+    options = endpoint.options(run)
+    source = endpoint.source
+
+    def on_listed(containers: tuple[ContainerInfo, ...]) -> None:
+        for registry, repositories, references in _likely_lookups(containers, options).values():
+            hub.start(registry, repositories, len(references))
+
+    try:
+        listing = source.list_containers(lambda c: _needs_registry(c, options), concurrency=run.concurrency,
+                                         progress=progress, on_listed=on_listed)
+    except DaemonError as exc:
+        log.warning("endpoint %s not listed: %s", source.endpoint, exc,
+                    extra={"endpoint": source.endpoint, "reason": exc.reason})
+        return exc
+    except Exception as exc:  # noqa: BLE001 - a bug in one source costs that endpoint, not the run
+        log.exception("unexpected failure listing %s", source.endpoint)
+        return DaemonError(f"list {source.endpoint}: unexpected {type(exc).__name__}")
+    settled, pending = _triage(listing.containers, options)
+    log.info("listed %d containers on %s: %d to check against %d registries", len(listing.containers),
+             source.endpoint, len(pending), len({p.reference.registry.name for p in pending}),
+             extra={"endpoint": source.endpoint, "api_version": listing.api_version})
+    return _Listed(listing, settled, pending, _version_checks(pending, options.versions))
+
+
+def _endpoint_result(endpoint: Endpoint, listed, lookups: Lookups) -> EndpointResult:
+    address = endpoint.source.endpoint
+    if listed is None:
+        return EndpointResult(address, name=endpoint.name, failure=UNREACHABLE, reason="timeout",
+                              error=f"list containers on {address}: the scan's deadline came first")
+    if isinstance(listed, DaemonError):
+        return EndpointResult(address, name=endpoint.name, failure=UNREACHABLE if listed.unreachable else ENDPOINT_ERROR,
+                              reason=listed.reason, error=str(listed))
+    results = listed.settled + [
+        _with_versions(decide(p.container, p.reference, lookups.result(reference_key(p.reference))),
+                       listed.checks.get(p.container.id), lookups.tags_of(tags_key(p.reference)))
+        for p in listed.pending]
+    order = {c.id: i for i, c in enumerate(listed.listing.containers)}
+    results.sort(key=lambda r: order[r.id])
+    result = EndpointResult(address, tuple(results), name=endpoint.name, api_version=listed.listing.api_version)
+    log.info("scan of %s done: %s", address, result.summary, extra={"endpoint": address, "summary": result.summary})
+    return result
 
 
 def _triage(containers, options: ScanOptions) -> tuple[list[ContainerResult], list[_Pending]]:
@@ -182,50 +341,12 @@ def _settle(container: ContainerInfo, options: ScanOptions) -> ContainerResult |
     return reference
 
 
-def _layers(pending: list[_Pending], early: dict[str, LayeredRegistry], **collaborators) -> dict[str, LayeredRegistry]:
-    """One client per registry, knowing all of that registry's repositories up front (those primed
-    early are kept: a repository they did not plan for costs a token of its own, nothing more)."""
-    repositories: dict[str, set[str]] = {}
-    registries = {}
-    for item in pending:
-        name = item.reference.registry.name
-        registries[name] = item.reference.registry
-        repositories.setdefault(name, set()).add(item.reference.repository)
-    return {**early, **{name: layered(registries[name], repositories=repositories[name], **collaborators)
-                        for name in registries if name not in early}}
-
-
-class _EarlyPrimes:
-    """Registry handshakes started from the two lists alone, while the daemon answers the
-    per-container calls.
-
-    After `docker pull` without a recreate, the containers the daemon lists by image ID are
-    inspected before their configured references are known; their images' RepoDigests already
-    name the repositories, so each registry's ping and token run beside those inspects rather
-    than after them. In the clean state the lists are the whole listing, and this only starts the
-    handshakes a moment sooner.
-    """
-
-    def __init__(self, executor: Executor, options: ScanOptions, collaborators: dict):
-        self._executor = executor
-        self._options = options
-        self._collaborators = collaborators
-        self.layers: dict[str, LayeredRegistry] = {}
-        self.primes: dict[Future, str] = {}
-
-    def start(self, listed: tuple[ContainerInfo, ...]) -> None:
-        plan = _likely_lookups(listed, self._options)
-        for name, (registry, repositories, references) in list(plan.items())[:self._options.concurrency]:
-            layer = layered(registry, repositories=repositories, **self._collaborators)
-            self.layers[name] = layer
-            connections = min(self._options.concurrency, len(references))
-            self.primes[self._executor.submit(layer.auth.prime, connections)] = name
-
-
 def _likely_lookups(listed: tuple[ContainerInfo, ...], options: ScanOptions) -> dict[str, tuple]:
     """Per registry name: (registry, repositories, references) the listed containers will be
-    looked up under, as far as the lists tell (a container listed by image ID by the repositories
-    of its image's RepoDigests)."""
+    looked up under, as far as the two lists tell (a container listed by image ID by the
+    repositories of its image's RepoDigests). After `docker pull` without a recreate, the daemon
+    inspects those containers before their configured references are known; priming from the
+    lists runs each registry's ping and token beside those inspects rather than after them."""
     plan: dict[str, tuple] = {}
     for container in listed:
         if not _needs_registry(container, options):
@@ -245,14 +366,6 @@ def _likely_lookups(listed: tuple[ContainerInfo, ...], options: ScanOptions) -> 
             repositories.add(reference.repository)
             references.add(text)
     return plan
-
-
-def _key(reference: Reference) -> tuple[str, str, str]:
-    return reference.registry.name, reference.repository, reference.manifest_identifier
-
-
-def _tags_key(reference: Reference) -> _TagsKey:
-    return _TagsKey(reference.registry.name, reference.repository)
 
 
 def _version_checks(pending: list[_Pending], level: str) -> dict[str, _VersionCheck]:
@@ -276,86 +389,15 @@ def _version_checks(pending: list[_Pending], level: str) -> dict[str, _VersionCh
     return checks
 
 
-def _with_versions(result: ContainerResult, check: _VersionCheck | None,
-                   tags: list[str] | SpyglassError | None) -> ContainerResult:
+def _with_versions(result: ContainerResult, check: _VersionCheck | None, tags) -> ContainerResult:
     """result with its newer version tags, or why they are unknown; its status stays as decided."""
     if check is None:
         return result
     if check.error is not None:
         return replace(result, versions_error=check.error)
-    if isinstance(tags, SpyglassError):
+    if isinstance(tags, Exception):
         return replace(result, versions_error=str(tags))
     return replace(result, newer=propose(check.running, tags or (), check.policy))
-
-
-def _look_up(pending: list[_Pending], registries: dict[str, LayeredRegistry], executor: Executor,
-             concurrency: int, deadline: Deadline, progress: Progress | None,
-             primed: dict[Future, str], tags_keys: set[_TagsKey] = frozenset(),
-             tag_limits: TagLimits = TagLimits()) -> tuple[dict[tuple, Lookup], dict[_TagsKey, list[str] | SpyglassError]]:
-    """One lookup per distinct reference and one tags list per key of tags_keys, in parallel on
-    executor; unfinished ones become timeouts.
-
-    Each registry's handshake (prime: ping, tokens, connections) is a task, up to `concurrency`
-    at once; once it is done, that registry's lookups are submitted, up to `concurrency` in flight
-    in all. So no lookup slot waits on a handshake, and registries whose handshakes are short are
-    being looked up while the others' are still under way.
-    """
-    wanted: dict[tuple, tuple[Reference, set[str]]] = {}
-    for item in pending:
-        _, digests = wanted.setdefault(_key(item.reference), (item.reference, set()))
-        digests.update(local_digests(item.container, None))
-    by_registry: dict[str, list[tuple]] = {}
-    for key, (reference, _) in wanted.items():
-        by_registry.setdefault(reference.registry.name, []).append(key)
-    for tags_key in sorted(tags_keys, key=lambda k: (k.registry, k.repository)):
-        by_registry[tags_key.registry].append(tags_key)
-    # Primes already running (started from the lists) count only for registries with lookups.
-    primes: dict[Future, str] = {future: name for future, name in primed.items() if name in by_registry}
-    handshakes = deque(name for name in by_registry if name not in primes.values())  # primes still to start
-    ready: deque[tuple] = deque()  # keys whose registry is primed, to be looked up
-    lookups: dict[Future, tuple] = {}
-    results: dict[tuple, Lookup] = {}
-    tags: dict[_TagsKey, list[str] | SpyglassError] = {}
-    while (handshakes or ready or primes or lookups) and not deadline.expired():
-        while handshakes and len(primes) < concurrency:
-            name = handshakes.popleft()
-            connections = min(concurrency, len(by_registry[name]))
-            primes[executor.submit(registries[name].auth.prime, connections)] = name
-        while ready and len(lookups) < concurrency:
-            key = ready.popleft()
-            if isinstance(key, _TagsKey):
-                lookups[executor.submit(_tags_one, registries[key.registry].client, key, tag_limits)] = key
-                continue
-            reference, digests = wanted[key]
-            lookups[executor.submit(_lookup_one, registries[reference.registry.name].client, reference,
-                                    digests)] = key
-        done, _ = wait([*primes, *lookups], timeout=deadline.remaining(), return_when=FIRST_COMPLETED)
-        for future in done:
-            if future in primes:
-                ready.extend(by_registry[primes.pop(future)])
-            elif isinstance(lookups[future], _TagsKey):
-                tags[lookups.pop(future)] = future.result()
-            else:
-                results[lookups.pop(future)] = future.result()
-                if progress is not None:
-                    progress("registries", len(results), len(wanted))
-    for key, (ref, _) in wanted.items():
-        results.setdefault(key, Lookup(error=RegistryTimeoutError(
-            f"look up {ref}: scan deadline reached before the registry answered",
-            registry=ref.registry.name, repository=ref.repository)))
-    for key in tags_keys:
-        tags.setdefault(key, RegistryTimeoutError(
-            f"list tags {key.registry}/{key.repository}: scan deadline reached before the registry answered",
-            registry=key.registry, repository=key.repository))
-    return results, tags
-
-
-def _tags_one(client: RegistryClient, key: _TagsKey, limits: TagLimits) -> list[str] | SpyglassError:
-    try:
-        return _contained(f"list tags {key.registry}/{key.repository}", key.registry, key.repository,
-                          lambda: client.list_tags(key.repository, limits))
-    except SpyglassError as exc:
-        return exc
 
 
 def _quietly(work: Callable[[], object]) -> None:
@@ -366,28 +408,8 @@ def _quietly(work: Callable[[], object]) -> None:
         log.debug("background %s failed", getattr(work, "__name__", "work"), exc_info=True)
 
 
-def _lookup_one(client: RegistryClient, reference: Reference, local: set[str]) -> Lookup:
-    """The tag's digest; for an index that is not itself local, also its children."""
-    def look() -> Lookup:
-        descriptor = client.head_manifest(reference.repository, reference.manifest_identifier)
-        children = frozenset()
-        if descriptor.digest not in local and is_index(descriptor.media_type):
-            children = client.index_children(reference.repository, descriptor.digest)
-        return Lookup(descriptor=descriptor, children=children)
-
-    try:
-        return _contained(f"look up {reference}", reference.registry.name, reference.repository, look)
-    except SpyglassError as exc:
-        return Lookup(error=exc)
+def _silent(phase: str, done: int, total: int) -> None:
+    """No progress wanted."""
 
 
-def _contained(operation: str, registry: str, repository: str, work: Callable[[], T]) -> T:
-    """work(); a bug in it becomes a RegistryError for this one operation, not the scan's end."""
-    try:
-        return work()
-    except SpyglassError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - logged whole here, reported as one entry
-        log.exception("unexpected failure: %s", operation)
-        raise RegistryError(f"{operation}: unexpected {type(exc).__name__}", registry=registry,
-                            repository=repository) from None
+__all__ = ["Endpoint", "PHASES", "Progress", "ScanOptions", "TagsKey", "scan", "scan_fleet"]

@@ -1,7 +1,8 @@
 """The GitHub Action's entry: inputs from the composite step, one scan, the result where a run shows it.
 
     1. mask every secret input line (and each credential inside docker-config) before anything else
-    2. write the PEM and config contents into a private temporary folder (0700, files 0600)
+    2. write the PEM and config contents into a private temporary folder (0700, files 0600), the
+       PEM content of fleet items too (the fleet input: a JSON list of endpoints, or a file)
     3. the inputs through the settings table (handler.settings: input > default, the docker
        CLI's own variables on the runner between), a ScanConfig through handler.compose, one scan
     4. outputs to $GITHUB_OUTPUT, the markdown report to $GITHUB_STEP_SUMMARY, the JSON report
@@ -37,9 +38,10 @@ from engine.text import markdown
 from handler import logs
 from handler import settings as table
 from handler.aws.sns import publish_report
-from handler.compose import ScanConfig, daemon_settings, run_scan, scan_config, write_json_report
+from handler.compose import ScanConfig, run_scan, scan_config, write_json_report
+from handler.fleet import PEM_FIELDS, RunTLS, config_fields, endpoint_configs, parse_fleet_text, read_fleet_file
 from handler.notify.redact import secrets_of
-from handler.outcome import EXIT_CONFIG, EXIT_FOUND, EXIT_NOTIFY, EXIT_OK, EXIT_UNREACHABLE, decide, found
+from handler.outcome import EXIT_CONFIG, EXIT_FOUND, EXIT_NOTIFY, EXIT_OK, EXIT_UNREACHABLE, decide, ensure_listed, found
 
 FAILURE_LIMIT = 1000  # characters of the "could not scan" message in the step summary
 
@@ -121,7 +123,24 @@ def mask_values(inputs: Mapping[str, str]) -> list[str]:
             found += _url_secrets(value)
         else:
             found += _pem_lines(value)
+    found += _fleet_secrets(inputs.get(FLEET_INPUT_NAME, ""))
     return list(dict.fromkeys(found))
+
+
+FLEET_INPUT_NAME = table.BY_NAME["fleet"].action_input
+
+
+def _fleet_secrets(text: str) -> list[str]:
+    """The lines of PEM content inside the fleet input (hosts and names stay readable)."""
+    if "-----BEGIN" not in text:
+        return []
+    try:
+        document = json.loads(text)
+    except ValueError:  # it will be refused; hide every PEM-looking line meanwhile
+        return _pem_lines(text)
+    items = document if isinstance(document, list) else []
+    return [line for item in items if isinstance(item, dict) for field in PEM_FIELDS
+            if isinstance(item.get(field), str) for line in _pem_lines(item[field])]
 
 
 NOTIFY_URLS_INPUT = table.BY_NAME["notify_urls"].action_input
@@ -189,6 +208,10 @@ class SecretFiles:
         self.names[str(path)] = input_name
         return str(path)
 
+    def pem_for_item(self, item, field: str, content: str) -> str:
+        """PEM content a fleet item gives in place of a path, as a private file."""
+        return self.write(f"{FLEET_INPUT} item {item.index} {field}", f"fleet-{item.index}-{field}.pem", content)
+
     def describe(self, message: str) -> str:
         """A message with our private paths replaced by the inputs they hold."""
         for path, input_name in self.names.items():
@@ -206,17 +229,32 @@ def read_settings(env: Mapping[str, str], home: Path) -> dict[str, object]:
     return table.resolve(table.ACTION, [table.action_inputs(env), table.environment(env, table.ACTION)], home=home)
 
 
-def build_scan_config(values: Mapping[str, object], files: SecretFiles) -> ScanConfig:
+def build_scan_config(values: Mapping[str, object], files: SecretFiles, home: Path | None = None) -> ScanConfig:
+    """The host input alone, or the fleet input's endpoints (the TLS inputs apply to each where an
+    item leaves its own out)."""
     pem = {}
     for name in ("tls_ca_pem", "tls_cert_pem", "tls_key_pem"):
         input_name = table.BY_NAME[name].action_input
         pem[name] = files.write(input_name, f"{input_name}.pem", values[name]) if values[name] else None
-    daemon = daemon_settings(values["host"], tls_verify=bool(pem["tls_ca_pem"]) or values["tls_verify"],
-                             ca=pem["tls_ca_pem"], cert=pem["tls_cert_pem"], key=pem["tls_key_pem"],
-                             cert_dir=Path(values["cert_path"]), timeout=min(30.0, values["timeout"]))
+    tls = RunTLS(bool(pem["tls_ca_pem"]) or values["tls_verify"], pem["tls_ca_pem"], pem["tls_cert_pem"],
+                 pem["tls_key_pem"], values["cert_path"])
+    items, name = _fleet(values["fleet"], home) if values["fleet"] else ((), "")
+    endpoints = endpoint_configs(items, () if items else (values["host"],), tls,
+                                 timeout=min(30.0, values["timeout"]), pem_file=files.pem_for_item)
     docker_config = _docker_config(values["docker_config_json"], files) or values["docker_config"]
-    return scan_config(values, daemon, registry_ca=_registry_ca(values["registry_ca"], files),
-                       docker_config=docker_config)
+    fields = config_fields(endpoints, items)
+    return scan_config(values, fields.pop("daemon"), **fields, fleet_name=name,
+                       registry_ca=_registry_ca(values["registry_ca"], files), docker_config=docker_config)
+
+
+FLEET_INPUT = table.BY_NAME["fleet"].action_input
+
+
+def _fleet(value: str, home: Path | None) -> tuple[tuple, str]:
+    """The fleet input's items and the run's name: JSON text ("fleet"), or a file (its stem)."""
+    if value.lstrip().startswith("["):
+        return parse_fleet_text(value, where=f"{FLEET_INPUT} (Action input)", home=home), "fleet"
+    return read_fleet_file(value, home=home), Path(value).stem
 
 
 def _registry_ca(value: str, files: SecretFiles) -> str | None:
@@ -367,7 +405,8 @@ def main(env: Mapping[str, str] | None = None, *, stdout=None, stderr=None, home
         logs.configure("debug" if debug else values["log_level"], values["log_format"], stream=stderr,
                        secret_urls=values["notify_urls"])
         log.debug("secret inputs go to %s", files.folder)
-        return _run(values, files, commands, env=env, stdout=stdout, scan=scan, load_publisher=load_publisher)
+        return _run(values, files, commands, env=env, stdout=stdout, scan=scan, load_publisher=load_publisher,
+                    home=home or Path.home())
     except ConfigurationError as exc:
         return _fail(commands, env, stdout, EXIT_CONFIG, f"configuration error: {files.describe(str(exc))}")
     except DaemonError as exc:
@@ -379,8 +418,8 @@ def main(env: Mapping[str, str] | None = None, *, stdout=None, stderr=None, home
 
 
 def _run(values: Mapping[str, object], files: SecretFiles, commands: Commands, *, env, stdout, scan: Scan,
-         load_publisher) -> int:
-    config = build_scan_config(values, files)
+         load_publisher, home: Path | None = None) -> int:
+    config = build_scan_config(values, files, home)
     if values["notify_urls"]:
         from handler.notify import load_apprise
         load_apprise()  # not installed: exit 2 before the scan, not after it
@@ -388,7 +427,7 @@ def _run(values: Mapping[str, object], files: SecretFiles, commands: Commands, *
     if values["token_cache"]:
         from handler.aws.dynamodb import token_store_for_table  # boto3 only when asked for
         token_store = token_store_for_table(values["token_cache"])
-    report = scan(config, token_store=token_store)
+    report = ensure_listed(scan(config, token_store=token_store))
     report_path = write_report_file(env, report, values["report_file"])
     write_outputs(env.get("GITHUB_OUTPUT"), output_values(report, report_path))
     write_summary(env, render_markdown(report), stdout)

@@ -1,7 +1,8 @@
 """The `spyglass` command: flags and environment through the settings table, one scan, the report, an exit code.
 
-Exit codes (handler.outcome): 0 the scan completed; 1 with --fail-on-stale (or --fail-on-error)
-when that is found; 2 usage or configuration error; 3 the endpoint could not be scanned; 4 with
+Exit codes (handler.outcome): 0 the scan completed; 1 with --fail-on-stale (or --fail-on-error,
+which counts an endpoint not listed) when that is found; 2 usage or configuration error; 3 no
+endpoint could be listed; 4 with
 --fail-on-notify-error when a notify URL did not take the message; 130 interrupted. Every option is a row of handler.settings: argparse only collects the text, the
 table's parsers turn it into values (flag > environment > default).
 """
@@ -36,11 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "to a newer image in its registry.")
     parser.add_argument("--version", action="version", version=f"spyglass {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    scan = commands.add_parser("scan", help="scan one Docker endpoint and report", description=(
-        "Scan one Docker endpoint: list its containers, ask each image's registry for the digest its "
-        "tag points to now, and report which containers are stale. Exit codes: 0 done, 1 stale (or "
-        "errors) found with --fail-on-stale (--fail-on-error), 2 usage or configuration error, "
-        "3 the endpoint could not be listed, 4 a notify URL failed with --fail-on-notify-error, 130 "
+    scan = commands.add_parser("scan", help="scan Docker endpoints and report", description=(
+        "Scan Docker endpoints (one -H, several, or a --fleet file): list their containers, ask each "
+        "image's registry once for the digest its tag points to now, and report which containers are "
+        "stale. Exit codes: 0 done, 1 stale (or errors, an endpoint not listed included) found with "
+        "--fail-on-stale (--fail-on-error), 2 usage or configuration error, "
+        "3 no endpoint could be listed, 4 a notify URL failed with --fail-on-notify-error, 130 "
         "interrupted. A boolean variable takes true/false, "
         "1/0, yes/no or on/off; a list takes commas or newlines."))
     groups: dict[str, argparse._ArgumentGroup] = {}
@@ -62,7 +64,7 @@ def _add_argument(group, row: table.Setting) -> None:
     elif isinstance(row.kind, table.Flag):
         group.add_argument(*row.flags, dest=row.name, action=argparse.BooleanOptionalAction, default=None,
                            help=help_text)
-    elif isinstance(row.kind, table.Items):
+    elif isinstance(row.kind_in(table.CLI), table.Items):
         group.add_argument(*row.flags, dest=row.name, action="append", default=None, metavar=metavar,
                            help=help_text + "; repeatable")
     else:
@@ -83,7 +85,10 @@ def read_settings(argv: Sequence[str] | None, env: Mapping[str, str], home: Path
         return None
     if not args.get("names"):
         args["names"] = None  # no positional names: SPYGLASS_NAMES or every container
-    return table.resolve(table.CLI, [table.flags(args), table.environment(env, table.CLI)], home=home)
+    values = table.resolve(table.CLI, [table.flags(args), table.environment(env, table.CLI)], home=home)
+    if values["fleet"] and not args.get("host"):
+        values["host"] = ()  # the fleet file says where: neither DOCKER_HOST nor the default socket joins
+    return values
 
 
 def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None,
@@ -104,7 +109,7 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         if values["notify_urls"]:
             from handler.notify import load_apprise
             load_apprise()  # not installed: exit 2 before the scan, not after it
-        return _scan(values, stdout=stdout, stderr=stderr)
+        return _scan(values, stdout=stdout, stderr=stderr, home=home)
     except ConfigurationError as exc:
         print(f"spyglass: configuration error: {exc}", file=stderr)
         return EXIT_CONFIG
@@ -119,22 +124,25 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         return EXIT_INTERRUPTED
 
 
-def _scan(values: Mapping[str, object], *, stdout, stderr) -> int:
+def _scan(values: Mapping[str, object], *, stdout, stderr, home: Path) -> int:
     from engine.report import render_json, render_markdown, render_text
-    from handler.compose import daemon_settings, run_scan, scan_config, write_json_report
+    from handler.compose import run_scan, scan_config, write_json_report
+    from handler.fleet import RunTLS, config_fields, endpoint_configs, fleet_name, read_fleet_file
+    from handler.outcome import ensure_listed
     from handler.progress import TerminalProgress
 
-    daemon = daemon_settings(values["host"], tls_verify=values["tls_verify"], ca=values["tls_ca"],
-                             cert=values["tls_cert"], key=values["tls_key"], cert_dir=Path(values["cert_path"]),
-                             timeout=min(30.0, values["timeout"]))
-    config = scan_config(values, daemon)
+    items = read_fleet_file(values["fleet"], home=home) if values["fleet"] else ()
+    tls = RunTLS(values["tls_verify"], values["tls_ca"], values["tls_cert"], values["tls_key"], values["cert_path"])
+    endpoints = endpoint_configs(items, values["host"], tls, timeout=min(30.0, values["timeout"]))
+    fields = config_fields(endpoints, items)
+    config = scan_config(values, fields.pop("daemon"), **fields, fleet_name=fleet_name(values["fleet"], values["host"]))
     token_store = None
     if values["token_cache"]:
         from handler.aws.dynamodb import token_store_for_table  # boto3 only when asked for
         token_store = token_store_for_table(values["token_cache"])
     progress = TerminalProgress(stderr) if _isatty(stderr) else None
     try:
-        report = run_scan(config, progress=progress, token_store=token_store)
+        report = ensure_listed(run_scan(config, progress=progress, token_store=token_store))
     finally:
         if progress is not None:
             progress.close()

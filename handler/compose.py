@@ -18,7 +18,7 @@ from engine.daemon import DaemonSettings, DockerDaemon
 from engine.digestcache import DigestCache
 from engine.errors import ConfigurationError
 from engine.report import Report
-from engine.scan import Progress, ScanOptions, scan
+from engine.scan import Endpoint, Progress, ScanOptions, scan_fleet
 from engine.selection import Selection, normalise_names
 from engine.tlsconfig import TLSPolicy, parse_insecure_registry, read_ca_bundle
 from engine.tokens import MemoryTokenCache, TokenStore
@@ -27,8 +27,22 @@ from engine.transport import HttpPools
 log = logging.getLogger("spyglass")
 
 @dataclass(frozen=True)
-class ScanConfig:
+class EndpointConfig:
+    """One endpoint of a fleet: how to reach it, its display name, and the selection it gives
+    itself (None: the run's)."""
+
     daemon: DaemonSettings
+    name: str = ""
+    names: tuple[str, ...] | None = None
+    label_enable: bool | None = None
+    scope: str | None = None
+    scope_given: bool = False  # scope None given on purpose is "no scope"; not given is the run's
+    include_stopped: bool | None = None
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    daemon: DaemonSettings | None  # a fleet of one; None when endpoints are given
     names: tuple[str, ...] = ()
     include_stopped: bool = False
     label_enable: bool = False
@@ -40,13 +54,19 @@ class ScanConfig:
     concurrency: int = 8
     timeout: float | None = None
     versions: str = "major"  # the highest level of newer version tags reported
+    endpoints: tuple[EndpointConfig, ...] = ()  # a fleet (else daemon alone)
+    endpoint_concurrency: int = 16
+    fleet_name: str = ""
+
+    def fleet(self) -> tuple[EndpointConfig, ...]:
+        return self.endpoints or (EndpointConfig(self.daemon),)
 
 
-def scan_config(values: Mapping[str, object], daemon: DaemonSettings, **overrides) -> ScanConfig:
+def scan_config(values: Mapping[str, object], daemon: DaemonSettings | None, **overrides) -> ScanConfig:
     """A ScanConfig from resolved settings (handler.settings names them as ScanConfig does); overrides win."""
     given = {f.name: values[f.name] for f in fields(ScanConfig) if f.name in values and f.name != "daemon"}
     given.update(overrides)
-    for name in ("names", "insecure_registries"):
+    for name in ("names", "insecure_registries", "endpoints"):
         given[name] = tuple(given.get(name) or ())
     return ScanConfig(daemon=daemon, **given)
 
@@ -124,18 +144,31 @@ def run_scan(config: ScanConfig, *, progress: Progress | None = None,
         selection=Selection(names=normalise_names(config.names), label_enable=config.label_enable,
                             scope=config.scope),
         include_stopped=config.include_stopped, concurrency=config.concurrency, timeout=config.timeout,
-        versions=config.versions)
+        versions=config.versions, endpoint_concurrency=config.endpoint_concurrency)
     # Pools passed in (a warm Lambda's) already carry the TLS policy they were built with, and stay
     # open for the next invocation; pools made here are closed here.
     own_pools = pools is None
     pools = pools or HttpPools(tls_policy(config), maxsize=config.concurrency)
     try:
-        return scan(DockerDaemon(config.daemon), options, pools=pools, keychain=credentials,
-                    token_cache=MemoryTokenCache(clock=clock, shared=token_store), clock=clock, progress=progress,
-                    digest_cache=digest_cache)
+        return scan_fleet([_endpoint(e, config) for e in config.fleet()], options, name=config.fleet_name,
+                          pools=pools, keychain=credentials,
+                          token_cache=MemoryTokenCache(clock=clock, shared=token_store), clock=clock,
+                          progress=progress, digest_cache=digest_cache)
     finally:
         if own_pools:
             pools.close()
+
+
+def _endpoint(given: EndpointConfig, config: ScanConfig) -> Endpoint:
+    """The engine's endpoint: its own selection where it gives any of names, label_enable, scope."""
+    selection = None
+    if given.names is not None or given.label_enable is not None or given.scope_given:
+        names = config.names if given.names is None else given.names
+        selection = Selection(names=normalise_names(names),
+                              label_enable=config.label_enable if given.label_enable is None else given.label_enable,
+                              scope=given.scope if given.scope_given else config.scope)
+    return Endpoint(DockerDaemon(given.daemon), name=given.name, selection=selection,
+                    include_stopped=given.include_stopped)
 
 
 def _existing(path: Path) -> str | None:

@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from engine.errors import DaemonError
 from engine.report import ERROR, STALE, Report
 
 EXIT_OK = 0
@@ -51,6 +52,17 @@ def decide(policy: str, status: str, current: str = "", last: str | None = None)
     if current != last:
         return Decision(True, "stale, errored or outdated containers or unlisted endpoints changed")
     return Decision(False, "unchanged since the last delivered report")
+
+
+def ensure_listed(report: Report) -> Report:
+    """The report, or DaemonError (exit 3) when not one endpoint of the run could be listed."""
+    if report.listed_any or not report.endpoints:
+        return report
+    if len(report.endpoints) == 1:
+        raise DaemonError(report.endpoints[0].error or report.endpoints[0].status, reason=report.endpoints[0].reason)
+    reasons = "; ".join(f"{e.display_name}: {e.reason}" for e in report.endpoints[:10])
+    more = f"; and {len(report.endpoints) - 10} more" if len(report.endpoints) > 10 else ""
+    raise DaemonError(f"no endpoint of {report.name} could be listed: {reasons}{more}")
 
 
 def found(summary: Mapping[str, int], *, fail_on_stale: bool, fail_on_error: bool,

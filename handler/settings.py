@@ -203,12 +203,22 @@ class DaemonAddress(Text):
         return super().parse(value)
 
 
+class DaemonAddresses(Items):
+    """Daemon addresses: a repeated flag, or commas between them."""
+
+    metavar = "URL"
+
+    def parse(self, text: str) -> tuple[str, ...]:
+        return tuple(HOST.parse(item) for item in super().parse(text))
+
+
 BOOL = Flag()
 LIST = Items()
 PATH = PathKind()
 TEXT = Text()
 # The docker SDK's schemes; the Lambda can reach tcp:// (unix:// is accepted, rarely useful there).
 HOST = DaemonAddress()
+HOSTS = DaemonAddresses()
 TABLE = Text("TABLE", r"[A-Za-z0-9_.-]{3,255}|arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/[A-Za-z0-9_.-]{3,255}",
              "a DynamoDB table name or ARN")
 
@@ -283,7 +293,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", HOST, "daemon address, tcp://HOST:PORT or unix:///path", (CLI, ACTION, LAMBDA),
             default="unix:///var/run/docker.sock", defaults={LAMBDA: ""}, flags=("-H", "--host"), env="DOCKER_HOST",
             action_input="host", event_field="host", runner_env=True, group=ENDPOINT,
-            notes={LAMBDA: "needed unless every event names a host"}),
+            notes={LAMBDA: "needed unless every event names a host",
+                   CLI: "several scan together as one fleet, the TLS flags applying to each tcp:// one"},
+            kinds={CLI: HOSTS}),
+    Setting("fleet", PATH, "JSON list of endpoints scanned together: host (required), name, tls_verify, "
+            "cert_path or ca_cert, client_cert, client_key, names, label_enable, scope, include_stopped; a field "
+            "left out takes the value of these settings", (CLI, ACTION), flags=("--fleet",), env="SPYGLASS_FLEET",
+            action_input="fleet", group=ENDPOINT, metavar="FILE", kinds={ACTION: TEXT},
+            notes={CLI: "a file; with it, DOCKER_HOST and the default host are not added (-H hosts are)",
+                   ACTION: "the JSON or a file path; ca_cert, client_cert, client_key may hold PEM content "
+                           "(from a secret); the host input is not added"}),
+    Setting("endpoint_concurrency", Whole(low=1), "endpoints listed at once", (CLI, ACTION), default="16",
+            flags=("--endpoint-concurrency",), env="SPYGLASS_ENDPOINT_CONCURRENCY",
+            action_input="endpoint-concurrency", group=ENDPOINT),
     Setting("tls_verify", BOOL, "verify the daemon's certificate", (CLI, ACTION), default="false",
             flags=("--tlsverify",), env="DOCKER_TLS_VERIFY", runner_env=True, group=ENDPOINT),
     Setting("cert_path", PATH, "folder holding ca.pem, cert.pem and key.pem", (CLI, ACTION), default="~/.docker",

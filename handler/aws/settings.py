@@ -122,6 +122,15 @@ class Targets:
 _SHAPES = ("endpoint", "endpoints", "fleet", "Items")
 
 
+def _lambda_item_fields() -> dict:
+    """handler.fleet's item fields the Lambda takes: its TLS comes from tls_secret, not from files
+    (imported when a list is read: handler.fleet brings handler.compose and the engine)."""
+    from handler.fleet import LAMBDA_FIELDS
+
+    return {field: LAMBDA_FIELDS[field] for field in
+            ("host", "name", "tls_secret", "names", "label_enable", "scope", "include_stopped")}
+
+
 def targets_for(event: object, default: EndpointSpec) -> Targets:
     """What the event names (see the module docstring); InvalidEventError lists every problem."""
     problems: list[str] = []
@@ -154,18 +163,29 @@ def targets_for(event: object, default: EndpointSpec) -> Targets:
 
 def endpoints_from_list(items: object, default: EndpointSpec, problems: list[str], *,
                         where: str = "endpoints") -> tuple[EndpointSpec, ...]:
-    """A JSON list of endpoint objects (an event's, or the fleet list's), each over default."""
-    if not isinstance(items, list) or not items:
-        problems.append(f"{where}: expected a non-empty list of endpoint objects")
-        return ()
-    if len(items) > MAX_EVENT_ENDPOINTS:
+    """A JSON list of endpoint items (an event's, or the fleet list's), parsed by handler.fleet as the
+    CLI's and the Action's are, each over default (the environment's fields)."""
+    from handler.fleet import parse_fleet
+
+    if isinstance(items, list) and len(items) > MAX_EVENT_ENDPOINTS:
         problems.append(f"{where}: {len(items)} endpoints; at most {MAX_EVENT_ENDPOINTS} in one invocation "
                         "(a larger fleet runs on the state machine)")
         return ()
-    specs = tuple(_override(default, item, problems, where=f"{where}[{i}]") for i, item in enumerate(items))
-    missing = [f"{where}[{i}].host" for i, spec in enumerate(specs) if not spec.host]
-    problems += [f"{field}: required (no DOCKER_HOST in the environment)" for field in missing]
-    return specs
+    fields = _lambda_item_fields()
+    try:
+        parsed = parse_fleet(items, fields=fields)
+    except ConfigurationError as exc:  # "fleet: ..." for the list, "fleet item 3 (host): ..." per item
+        problems.append(f"{where}: {str(exc).removeprefix('fleet: ')}")
+        return ()
+    return tuple(_spec(item.given, default, fields) for item in parsed)
+
+
+def _spec(given: Mapping[str, object], default: EndpointSpec, fields) -> EndpointSpec:
+    """An item's fields over default's; a field left out keeps the environment's value."""
+    changes = {field: given[field] for field in fields if field in given}
+    if "names" in changes:
+        changes["names"] = tuple(changes["names"])
+    return replace(default, **changes)
 
 
 def _fleet_location(given: object, problems: list[str]) -> FleetLocation | None:

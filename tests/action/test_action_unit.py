@@ -148,3 +148,36 @@ def test_masks_are_printed_before_a_configuration_error(tmp_path):
     assert first == ["::add-mask::MHcCAQEEIGx0c3BpZGVyc2VjcmV0a2V5bWF0ZXJpYWwxMjM0NTY3ODkwoAoGCCqG",
                      "::add-mask::SM49AwEHoUQDQgAE0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL",
                      "::add-mask::{not json"]
+
+
+# -- the fleet input ---------------------------------------------------------------------------
+
+def test_the_fleet_input_masks_the_pem_inside_it_and_leaves_hosts_readable():
+    fleet = json.dumps([{"host": "tcp://web-1.example:2376", "name": "web-1", "client_key": KEY}])
+    masks = mask_values(read_inputs({env_name("fleet"): fleet}))
+    assert "MHcCAQEEIGx0c3BpZGVyc2VjcmV0a2V5bWF0ZXJpYWwxMjM0NTY3ODkwoAoGCCqG" in masks
+    assert not any("web-1" in mask for mask in masks)
+
+
+def test_fleet_items_become_endpoints_with_their_pem_in_private_files(tmp_path):
+    seen = {}
+
+    def scan(config, **kwargs):
+        seen["endpoints"] = [(e.name, e.daemon.host, e.daemon.client_key) for e in config.endpoints]
+        seen["key"] = open(config.endpoints[1].daemon.client_key).read()
+        seen["fleet_name"] = config.fleet_name
+        raise KeyboardInterrupt  # enough seen: stop before anything is reported
+
+    fleet = json.dumps([{"host": "tcp://web-1.example:2376", "name": "web-1"},
+                        {"host": "tcp://db-1.example:2376", "client_cert": KEY, "client_key": KEY}])
+    with pytest.raises(KeyboardInterrupt):
+        simulate(tmp_path, {"fleet": fleet, "timeout": "5"}, scan=scan)
+    (first, second) = seen["endpoints"]
+    assert first[:2] == ("web-1", "tcp://web-1.example:2376") and second[1] == "tcp://db-1.example:2376"
+    assert seen["key"].strip() == KEY.strip() and "runner-temp" in second[2] and seen["fleet_name"] == "fleet"
+
+
+def test_a_bad_fleet_item_exits_2_naming_it(tmp_path):
+    run = simulate(tmp_path, {"fleet": json.dumps([{"host": "tcp://a.example:2376", "scope": 5}])})
+    assert run.code == 2
+    assert "fleet item 1 (tcp://a.example:2376): scope: expected a string, got a number" in run.stdout

@@ -37,11 +37,11 @@ def test_a_bad_fleet_list_names_every_bad_item_and_scans_nothing(aws):
     with pytest.raises(InvalidEventError) as caught:
         fleet_endpoints(location, DEFAULT, s3=aws.client("s3"))
     message = str(caught.value)
-    assert "fleet[1].host" in message and "fleet[2].colour: unknown field" in message and "fleet[3]" in message
-    assert "fleet[0]" not in message
+    assert "fleet item 2 (http://b): host" in message and "fleet item 3 (tcp://c:2376): colour: unknown field" in message
+    assert "fleet item 4: expected an object" in message and "fleet item 1" not in message
 
 
-@pytest.mark.parametrize("body, match", [(b"[not json", "not JSON"), (json.dumps([]).encode(), "non-empty list")])
+@pytest.mark.parametrize("body, match", [(b"[not json", "not JSON"), (json.dumps([]).encode(), "fleet: expected a non-empty JSON list")])
 def test_a_fleet_list_that_is_no_list_is_a_clear_error(aws, body, match):
     with pytest.raises(ConfigurationError, match=match):
         fleet_endpoints(put(aws, "fleet.json", body), DEFAULT, s3=aws.client("s3"))

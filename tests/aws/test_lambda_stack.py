@@ -125,8 +125,12 @@ def test_two_invocations_share_one_registry_token_through_dynamodb(stack, demo_f
     assert finished["token_cache"]["hits"] >= 1 and finished["token_cache"]["writes"] == 0
 
 
+def requests(doc, kind: str) -> int:
+    return sum(r["requests"].get(kind, 0) for r in doc["registries"])
+
+
 def heads(doc) -> int:
-    return sum(r["requests"].get("head", 0) for r in doc["registries"])
+    return requests(doc, "head")
 
 
 def test_a_second_invocation_of_the_run_asks_no_tag_again_through_the_digest_cache(stack, demo_fleet, aws,
@@ -283,15 +287,13 @@ def test_a_batch_scans_its_endpoints_together_returns_one_report_and_publishes_n
     assert web_a["summary"] == web_b["summary"] and web_a["status"] == web_b["status"] == "errors"
     found = {c["name"]: (c["status"], c["reason"]) for c in web_a["containers"] if c["name"] in demo_fleet}
     assert found == demo_fleet
-    # unreachable once the daemon layer tells a refused connection apart (lane fleet), error until then
-    assert gone["status"] in ("unreachable", "error") and gone["reason"] and gone["containers"] == [] and gone["error"]
+    assert gone["status"] == "unreachable" and gone["reason"] == "connection-refused" and gone["containers"] == []
     assert doc["summary"]["endpoints"] == 3 and doc["summary"]["unreachable"] == 1
     single, _ = run(env | {"TOKEN_CACHE": f"dynamodb:{aws.table}"}, {"endpoint": {"host": stack.daemon.host},
                                                                      "correlation_id": "other-run"}, aws=aws)
     [alone] = [json.loads(m["Body"]) for m in aws.receive(aws.raw_queue)]
-    failed = {c["reference"] for c in containers_of(alone) if c["status"] == "error" and c["registry"]}
-    # the second endpoint of the batch asked again only the tags whose HEAD failed (nothing is remembered of those)
-    assert heads(doc) == heads(alone) + len(failed)
+    assert heads(doc) == heads(alone)  # one HEAD per reference for the whole batch
+    assert requests(doc, "ping") == requests(alone, "ping")  # and one ping per registry
 
 
 def test_an_endpoints_event_sends_one_message_for_all_of_them(stack, demo_fleet, aws, lambda_env):

@@ -120,10 +120,11 @@ def test_a_fleet_location_is_read_later_and_a_batch_carries_its_run_in_batch_inp
 
 
 @pytest.mark.parametrize("event, fields", [
-    ({"endpoints": []}, ["endpoints: expected a non-empty list"]),
+    ({"endpoints": []}, ["endpoints: expected a non-empty JSON list"]),
     ({"endpoints": [{"host": "tcp://a:1"}], "fleet": {"bucket": "b", "key": "k"}}, ["endpoints and fleet: give one"]),
     ({"endpoints": [{"host": "http://a"}, 7, {"name": 3, "host": "tcp://c:1"}]},
-     ["endpoints[0].host", "endpoints[1]: expected an object", "endpoints[2].name"]),
+     ["endpoints: fleet item 1 (http://a): host", "fleet item 2: expected an object",
+      "fleet item 3 (tcp://c:1): name"]),
     ({"fleet": {"bucket": "b"}}, ['fleet: expected {"bucket"']),
     ({"endpoints": [{"host": "tcp://a:1"}] * 1001}, ["at most 1000"]),
 ])
@@ -139,5 +140,5 @@ def test_an_invalid_list_event_names_every_offending_item(event, fields):
 def test_an_item_without_a_host_is_refused_when_the_environment_has_none():
     from handler.aws.settings import targets_for
 
-    with pytest.raises(InvalidEventError, match=r"endpoints\[1\].host: required"):
+    with pytest.raises(InvalidEventError, match=r"endpoints: fleet item 2: host: required"):
         targets_for({"endpoints": [{"host": "tcp://a:1"}, {"names": ["x"]}]}, EndpointSpec())

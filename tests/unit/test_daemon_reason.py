@@ -8,7 +8,7 @@ import requests
 import urllib3.exceptions
 from docker.errors import APIError, DockerException
 
-from engine.daemon import _reason
+from engine.daemon import _listing_error, _reason
 from engine.errors import causes
 
 
@@ -81,3 +81,24 @@ def test_causes_walks_each_link_once_even_in_a_loop():
     inner, outer = ValueError("inner"), KeyError("outer")
     outer.__cause__, inner.__context__ = inner, outer
     assert list(causes(outer)) == [outer, inner]
+
+
+@pytest.mark.parametrize("error, slug, unreachable", [
+    (through_requests(chained(urllib3.exceptions.SSLError("wrapped"), verify_failed())), "tls-handshake", True),
+    (through_requests(alert("TLSV1_ALERT_UNKNOWN_CA")), "tls-handshake", True),
+    (through_requests(chained(urllib3.exceptions.NewConnectionError(None, "Failed to establish"),
+                              ConnectionRefusedError(111, "refused"))), "connection-refused", True),
+    (through_requests(urllib3.exceptions.ProtocolError("aborted", ConnectionResetError(104, "reset"))),
+     "connection-reset", True),
+    (through_requests(urllib3.exceptions.ProtocolError("aborted", http.client.RemoteDisconnected("closed"))),
+     "connection-closed", True),
+    (requests.exceptions.ReadTimeout("HTTPSConnectionPool: Read timed out."), "timeout", True),
+    (through_requests(socket.gaierror(-2, "Name or service not known")), "host-not-found", True),
+    (through_requests(FileNotFoundError(2, "No such file or directory")), "no-such-socket", True),
+    (api_error(500, None), "daemon-refused", False),
+    (RuntimeError("Connection refused, says the text"), "daemon-error", False),
+], ids=lambda value: value if isinstance(value, (str, bool)) else type(value).__name__)
+def test_an_endpoint_not_listed_gets_a_slug_by_type_and_unreachable_or_error(error, slug, unreachable):
+    failure = _listing_error("list containers on tcp://h:2376", error)
+    assert (failure.reason, failure.unreachable) == (slug, unreachable)
+    assert str(failure).startswith("list containers on tcp://h:2376: ")

@@ -82,3 +82,15 @@ def test_inspecting_counts_calls_and_registries_count_images():
     assert stream.getvalue().endswith("inspecting containers: 3/29")
     progress("registries", 14, 60)
     assert stream.getvalue().endswith("checking registries: 14/60 images")
+
+
+def test_a_fleet_shows_endpoints_listed_unreachable_and_images_checked_on_one_line():
+    stream, clock = io.StringIO(), Clock()
+    progress = TerminalProgress(stream, clock=clock)
+    clock.now += 2
+    for phase, done, total in [("endpoints", 0, 40), ("endpoints", 12, 40), ("unreachable", 1, 40),
+                               ("registries", 30, 55)]:
+        progress(phase, done, total)
+    progress.close()
+    last = stream.getvalue().split("\r\x1b[K")[-2]
+    assert last == "endpoints: 12/40 listed, 1 unreachable; images: 30/55 checked"

@@ -116,7 +116,7 @@ def test_a_listed_local_image_primes_no_registry():
 
 def test_a_bug_in_a_lookup_or_a_tags_list_costs_one_entry_not_the_scan():
     from engine.name import parse_reference
-    from engine.scan import _lookup_one, _tags_one, _TagsKey
+    from engine.fleet import TagsKey, _lookup_one, _tags_one
     from engine.registry import TagLimits
 
     class Broken:
@@ -129,5 +129,5 @@ def test_a_bug_in_a_lookup_or_a_tags_list_costs_one_entry_not_the_scan():
     lookup = _lookup_one(Broken(), parse_reference("reg.example:5000/team/web:1"), set())
     assert lookup.error.reason == "registry-error" and "unexpected ValueError" in str(lookup.error)
     assert lookup.error.repository == "team/web"
-    error = _tags_one(Broken(), _TagsKey("reg.example:5000", "team/web"), TagLimits())
+    error = _tags_one(Broken(), TagsKey("reg.example:5000", "team/web"), TagLimits())
     assert error.reason == "registry-error" and "list tags reg.example:5000/team/web: unexpected KeyError" in str(error)
