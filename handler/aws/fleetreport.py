@@ -181,11 +181,14 @@ def subject(doc: dict) -> str:
 
 
 def attributes(doc: dict, run_id: str, truncated: bool) -> dict:
+    """Those of a single run's message (handler/aws/sns.py: fleet, the counts, scan_id, truncated), with
+    unscanned_count in place of endpoint: ten, SNS's most."""
     s = doc["summary"]
-    values = {"endpoint": ("String", f"fleet:{doc['name']}"), "status": ("String", doc["status"]),
-              "stale_count": ("Number", str(s["stale"])), "error_count": ("Number", str(s["errors"])),
+    values = {"fleet": ("String", doc["name"]), "status": ("String", doc["status"]),
+              "stale_count": ("Number", str(s["stale"])),
+              "error_count": ("Number", str(s["errors"] + s["unreachable"])),
               "scanned_count": ("Number", str(s["scanned"])), "outdated_count": ("Number", str(s["outdated"])),
-              "endpoint_count": ("Number", str(s["endpoints"])),
+              "unreachable_count": ("Number", str(s["unreachable"])),
               "unscanned_count": ("Number", str(doc.get("run", {}).get("unscanned_endpoints", 0))),
               "scan_id": ("String", run_id), "truncated": ("String", "true" if truncated else "false")}
     return {name: {"DataType": kind, "StringValue": value} for name, (kind, value) in values.items()}

@@ -304,7 +304,7 @@ def test_an_endpoints_event_sends_one_message_for_all_of_them(stack, demo_fleet,
     body = json.loads(raw["Body"])
     assert [e["name"] for e in body["endpoints"]] == ["web-a", "gone"] and body["run_id"] == "nightly"
     assert result["notified"] and result["report_location"].startswith(f"s3://{aws.bucket}/reports/fleet/nightly/")
-    assert raw["MessageAttributes"]["endpoint_count"]["StringValue"] == "2"
+    assert raw["MessageAttributes"]["unreachable_count"]["StringValue"] == "1"
 
 
 def test_a_fleet_event_reads_the_list_from_s3(stack, demo_fleet, aws, lambda_env):
