@@ -4,7 +4,8 @@
 ``layered()`` composes, each layer a module of its own:
 
     RegistryClient   HEAD/GET a manifest; no digest on the HEAD: GET and hash the body;
-                     a repository's tags, page by page (Link rel="next")
+                     a repository's tags, page by page (Link rel="next"); with a digest
+                     cache (digestcache.py), a tag's HEAD asked once per run, fleet-wide
     → AuthTransport  (auth.py) ping once, scheme, Basic or Bearer, one refresh on 401
     → RetryTransport (retry.py) temporary failures again, within the deadline
     → CountingTransport (stats.py) requests by kind for the report
@@ -15,6 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from typing import Iterable
 from urllib.parse import urljoin, urlsplit
@@ -22,6 +24,7 @@ from urllib.parse import urljoin, urlsplit
 from .auth import AuthTransport
 from .authn import ANONYMOUS_KEYCHAIN, Keychain
 from .clock import Clock, Deadline, SystemClock
+from .digestcache import DigestCache, DigestKey
 from .errors import RegistryError
 from .link import next_link
 from .mediatypes import MANIFEST_ACCEPT, Descriptor, is_index
@@ -32,6 +35,7 @@ from .status import raise_for_status
 from .tokens import TokenCache
 from .transport import HttpPools, Request, Response, Transport
 
+log = logging.getLogger("spyglass.registry")
 
 @dataclass(frozen=True)
 class TagLimits:
@@ -47,18 +51,51 @@ class TagLimits:
 class RegistryClient:
     """Manifest and tags requests to one registry, through `transport`; safe to share between threads."""
 
-    def __init__(self, registry: Registry, transport: Transport):
+    def __init__(self, registry: Registry, transport: Transport, *, digest_cache: DigestCache | None = None):
         self.registry = registry
         self._transport = transport
+        self._digests = digest_cache
 
     def head_manifest(self, repository: str, reference: str) -> Descriptor:
-        """The digest and media type the registry serves for repository:reference."""
-        response = self._manifest("HEAD", repository, reference)
-        digest = response.header("Docker-Content-Digest")
-        if digest:
-            return Descriptor(digest, _media_type(response))
-        descriptor, _ = self.get_manifest(repository, reference)
+        """The digest and media type the registry serves for repository:reference (a tag's from the
+        digest cache when a recent lookup stored it)."""
+        key = DigestKey(self.registry.name, repository, reference, MANIFEST_ACCEPT)
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
+        try:
+            response = self._manifest("HEAD", repository, reference)
+            digest = response.header("Docker-Content-Digest")
+            if digest:
+                descriptor = Descriptor(digest, _media_type(response))
+            else:
+                descriptor, _ = self.get_manifest(repository, reference)
+        except BaseException:
+            self._cache_call("abandon", key)
+            raise
+        self._cache_call("put", key, descriptor)
         return descriptor
+
+    def _cached(self, key: DigestKey) -> Descriptor | None:
+        """A tag's descriptor from the cache; a cache that fails is a miss (the HEAD goes out)."""
+        if self._digests is None or ":" in key.tag:  # a digest reference needs no cache
+            return None
+        try:
+            return self._digests.get(key)
+        except Exception as exc:  # noqa: BLE001 - any cache failure costs one HEAD, never the lookup
+            log.warning("digest cache read for %s/%s failed (%s); asking the registry", key.registry,
+                        key.repository, type(exc).__name__)
+            return None
+
+    def _cache_call(self, method: str, key: DigestKey, *args) -> None:
+        """put or abandon; a failure is a warning (the lookup itself is settled: only the next one pays)."""
+        if self._digests is None or ":" in key.tag:
+            return
+        try:
+            getattr(self._digests, method)(key, *args)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("digest cache %s for %s/%s failed (%s)", method, key.registry, key.repository,
+                        type(exc).__name__)
 
     def get_manifest(self, repository: str, reference: str) -> tuple[Descriptor, bytes]:
         response = self._manifest("GET", repository, reference)
@@ -169,8 +206,9 @@ class LayeredRegistry:
 def layered(registry: Registry, *, pools: HttpPools, keychain: Keychain = ANONYMOUS_KEYCHAIN,
             token_cache: TokenCache | None = None, clock: Clock | None = None,
             deadline: Deadline | None = None, repositories: Iterable[str] = (),
-            backoff: Backoff = Backoff()) -> LayeredRegistry:
-    """A client for registry on the full stack: auth over retry over counting over pools."""
+            backoff: Backoff = Backoff(), digest_cache: DigestCache | None = None) -> LayeredRegistry:
+    """A client for registry on the full stack: auth over retry over counting over pools; with
+    digest_cache, a tag looked up recently (by this run's other batches) costs no HEAD."""
     clock = clock or SystemClock()
     deadline = deadline or Deadline(clock, None)
     stats = RegistryStats()
@@ -181,4 +219,4 @@ def layered(registry: Registry, *, pools: HttpPools, keychain: Keychain = ANONYM
                          clock=clock, repositories=repositories,
                          open_connections=lambda base_url, count: pools.open_connections(
                              base_url, count, timeout=deadline.remaining()))
-    return LayeredRegistry(RegistryClient(registry, auth), auth, stats)
+    return LayeredRegistry(RegistryClient(registry, auth, digest_cache=digest_cache), auth, stats)

@@ -16,6 +16,7 @@ from engine.apply import UpdateOptions
 from engine.authn import ANONYMOUS_KEYCHAIN, DockerConfigKeychain, Keychain
 from engine.clock import Clock, SystemClock
 from engine.daemon import DaemonSettings, DockerDaemon
+from engine.digestcache import DigestCache
 from engine.engineapi import EngineApi
 from engine.errors import ConfigurationError
 from engine.plan import Plan
@@ -144,7 +145,8 @@ def render_page(report: Report) -> str:
 
 def run_scan(config: ScanConfig, *, progress: Progress | None = None,
              clock: Clock | None = None, pools: HttpPools | None = None,
-             token_store: TokenStore | None = None, keychain_wrapper=None, digest_cache=None) -> Report:
+             token_store: TokenStore | None = None, keychain_wrapper=None,
+             digest_cache: DigestCache | None = None) -> Report:
     """Everything a scan needs, built from config; ConfigurationError before any network call.
 
     ``keychain_wrapper`` takes the docker-config keychain and returns the one to use

@@ -426,6 +426,9 @@ SETTINGS: tuple[Setting, ...] = (
             (CLI, ACTION, LAMBDA), default="memory", flags=("--token-cache",), env="TOKEN_CACHE",
             action_input="token-cache", group=DELIVERY,
             notes={ACTION: "dynamodb:TABLE installs spyglass with boto3"}),
+    Setting("digest_cache_ttl", Number(at_least=0), "seconds a tag's digest is shared through the TOKEN_CACHE "
+            "table, so the invocations of one fleet run ask each tag once; 0: not shared", (LAMBDA,),
+            default="300", env="SPYGLASS_DIGEST_CACHE_TTL", group=DELIVERY),
     Setting("state_table", TABLE, "where NOTIFY=change keeps the last delivered state", (LAMBDA,),
             env="STATE_TABLE", group=DELIVERY, shown_default="the TOKEN_CACHE table"),
 
@@ -513,10 +516,11 @@ def action_inputs(env: Mapping[str, str]) -> Source:
     return Source("Action input", given, {row.name: row.action_input for row in chosen})
 
 
-def event_fields(endpoint: Mapping[str, object]) -> Source:
+def event_fields(endpoint: Mapping[str, object], where: str = "endpoint") -> Source:
+    """An event's endpoint object; where names it in problems (endpoint, endpoints[3], ...)."""
     chosen = [row for row in rows(LAMBDA) if row.event_field and row.event_field in endpoint]
     return Source("Lambda event field", {row.name: endpoint[row.event_field] for row in chosen},
-                  {row.name: f"endpoint.{row.event_field}" for row in chosen}, blank_is_unset=False)
+                  {row.name: f"{where}.{row.event_field}" for row in chosen}, blank_is_unset=False)
 
 
 def event_field_names() -> tuple[str, ...]:

@@ -81,21 +81,27 @@ def handler(event, context):
 def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
     """One invocation with its environment and shared runtime passed in (tests call this)."""
     from engine.errors import SpyglassError
-    from handler.aws.settings import early_log_level, endpoint_for, settings_from_env
+    from handler.aws.settings import early_log_level, settings_from_env, targets_for
 
     request_id = getattr(context, "aws_request_id", "") or str(uuid.uuid4())
-    with _json_logs(early_log_level(env), log_stream, {"request_id": request_id}):
+    with json_logs(early_log_level(env), log_stream, {"request_id": request_id}):
         try:
             settings = settings_from_env(env)
-            spec, correlation_id = endpoint_for(event, settings.endpoint)
+            targets = targets_for(event, settings.endpoint)
             settings = _with_secret_notify_urls(settings, runtime)
         except SpyglassError as exc:  # a configuration error, or the notify URLs' secret unreadable
             log.error("%s", exc)
             raise
-        static = {"endpoint": spec.host, "correlation_id": correlation_id or request_id, "scan_id": request_id}
-        with _json_logs(settings.log_level, log_stream, static, settings.notify_urls):
+        several = targets.batch or targets.fleet is not None or "endpoints" in event
+        where = f"{len(targets.endpoints)} endpoints" if targets.endpoints else "fleet list"
+        static = {"endpoint": where if several else targets.endpoints[0].host,
+                  "correlation_id": targets.correlation_id or request_id, "scan_id": request_id}
+        with json_logs(settings.log_level, log_stream, static, settings.notify_urls):
             try:
-                return _invocation(settings, spec, request_id, context, runtime)
+                if several:
+                    return _several(settings, targets, request_id, context, runtime, run_id=static["correlation_id"])
+                return _invocation(settings, targets.endpoints[0], request_id, context, runtime,
+                                   run_id=static["correlation_id"])
             except SpyglassError as exc:  # raised on: Lambda's retries and on-failure destination take it
                 log.error("invocation failed%s: %s", " (temporary)" if exc.temporary else "", exc,
                           extra={"error_class": type(exc).__name__, "temporary": exc.temporary})
@@ -117,7 +123,7 @@ def _with_secret_notify_urls(settings, runtime: Runtime):
     return replace(settings, notify_urls=settings.notify_urls + urls)
 
 
-def _invocation(settings, spec, scan_id: str, context, runtime: Runtime) -> dict:
+def _invocation(settings, spec, scan_id: str, context, runtime: Runtime, *, run_id: str) -> dict:
     from handler.aws import metrics
     from handler.outcome import decide, fingerprint
 
@@ -126,10 +132,10 @@ def _invocation(settings, spec, scan_id: str, context, runtime: Runtime) -> dict
         load_apprise()  # not in the package: a configuration error before the scan
     budget = _scan_budget(settings, context)
     log.info("scan started", extra={"scan_budget_s": budget, "notify": settings.notify})
-    report, failure, store = _scan(settings, spec, runtime, budget)
+    report, failure, stores = _scan(settings, spec, runtime, budget, run_id)
     status = "errors" if failure else report.status
     log.info("scan finished", extra={"status": status, "summary": report.summary, "error": failure,
-                                     "duration_ms": report.duration_ms, "token_cache": _store_stats(store)})
+                                     "duration_ms": report.duration_ms, **_store_stats(*stores)})
     metrics.emit(report, endpoint_failed=failure is not None, function_name=getattr(context, "function_name", ""),
                  properties={"endpoint": spec.host, "scan_id": scan_id, "status": status})
     current = fingerprint(report, endpoint_failed=failure is not None)
@@ -148,6 +154,33 @@ def _invocation(settings, spec, scan_id: str, context, runtime: Runtime) -> dict
     if state is not None and not result.get("notify_failed"):
         _record(state, spec.host, current, scan_id, report.finished_at)
     return result
+
+
+def _several(settings, targets, scan_id: str, context, runtime: Runtime, *, run_id: str) -> dict:
+    """An event's list or fleet (one report, one message) or a state machine batch (its report returned)."""
+    from handler.aws import metrics
+    from handler.aws.aggregate import notify_once, store_report
+    from handler.aws.batch import batch_output, fleet_endpoints
+    from handler.aws.fleetscan import scan_endpoints
+
+    specs = targets.endpoints
+    if targets.fleet is not None:
+        specs = fleet_endpoints(targets.fleet, settings.endpoint, s3=runtime.clients.client("s3"))
+    budget = _scan_budget(settings, context)
+    log.info("scan started", extra={"scan_budget_s": budget, "endpoints": len(specs), "batch": targets.batch})
+    doc, caches = scan_endpoints(settings, specs, runtime, budget, run_id, name=run_id)
+    log.info("scan finished", extra={"status": doc["status"], "summary": doc["summary"],
+                                     "duration_ms": doc["duration_ms"], **caches})
+    metrics.emit_fleet(doc, function_name=getattr(context, "function_name", ""),
+                       timestamp_ms=round(runtime.clock.now() * 1000),
+                       properties={"scan_id": scan_id, "status": doc["status"], "batch": targets.batch})
+    if targets.batch:  # the aggregation step merges, stores and publishes
+        return batch_output(doc, s3=runtime.clients.client("s3"), bucket=settings.report_bucket,
+                            prefix=settings.report_prefix, run_id=run_id, request_id=scan_id)
+    location = store_report(runtime.clients, settings, doc, run_id)
+    result = {"scan_id": scan_id, "status": doc["status"], "summary": doc["summary"],
+              "report_location": location.uri if location else None}
+    return result | notify_once(settings, runtime.clients, doc, run_id, location, runtime.clock.now)
 
 
 def _notify_urls(settings, report, scan_id: str, failure, context, location, page=None) -> dict:
@@ -171,22 +204,19 @@ def _notify_urls(settings, report, scan_id: str, failure, context, location, pag
     return {"notify_sent": list(outcome.sent), "notify_failed": [f.target for f in outcome.failed]}
 
 
-def _scan(settings, spec, runtime: Runtime, budget: float | None):
-    """(report, endpoint failure message or None, token store or None)."""
+def _scan(settings, spec, runtime: Runtime, budget: float | None, run_id: str):
+    """(report, endpoint failure message or None, (token store, digest cache), each None when unused)."""
     from engine.errors import DaemonError
     from engine.report import ENDPOINT_ERROR, UNREACHABLE, EndpointResult, Report
-    from handler.aws.dynamodb import DynamoTokenStore
+    from handler.aws.fleetscan import shared_caches
     from handler.compose import run_scan, run_update, update_options
 
-    store = None
-    if settings.token_table:
-        store = DynamoTokenStore(settings.token_table, client=runtime.clients.client("dynamodb"),
-                                 clock=runtime.clock)
+    store, digests = shared_caches(settings, runtime, run_id)
     started = runtime.clock.now()
     with _scan_inputs(settings, spec, runtime, budget) as (config, wrapper):
         try:
             collaborators = dict(clock=runtime.clock, pools=runtime.pools_for(config), token_store=store,
-                                 keychain_wrapper=wrapper)
+                                 keychain_wrapper=wrapper, digest_cache=digests)
             if settings.apply:  # APPLY: the scan, then the update (one report, one message)
                 report = run_update(config, update_options(settings.update), **collaborators).report
             else:
@@ -198,37 +228,17 @@ def _scan(settings, spec, runtime: Runtime, budget: float | None):
     if not report.listed_any:
         failure = "; ".join(e.error or e.status for e in report.unlisted)
         log.error("endpoint could not be scanned: %s", failure)
-        return report, failure, store
-    return report, None, store
+        return report, failure, (store, digests)
+    return report, None, (store, digests)
 
 
 @contextlib.contextmanager
 def _scan_inputs(settings, spec, runtime: Runtime, budget: float | None):
     """(ScanConfig, keychain wrapper); key material is gone when the block ends."""
-    from handler.aws.ecr import EcrKeychain
-    from handler.aws.secrets import fetch_docker_config, fetch_tls_material, private_cert_dir
-    from handler.compose import ScanConfig, daemon_settings
+    from handler.aws.fleetscan import Materials, scan_inputs
 
-    secrets = runtime.clients.client("secretsmanager") if spec.tls_secret or settings.registry_auth_secret else None
-    registry_keychain = None
-    if settings.registry_auth_secret:
-        registry_keychain = fetch_docker_config(settings.registry_auth_secret, secrets_client=secrets)
-    with contextlib.ExitStack() as stack:
-        tls = {}
-        if spec.tls_secret:
-            ssm = runtime.clients.client("ssm") if spec.tls_secret.startswith("ssm:") else None
-            material = fetch_tls_material(spec.tls_secret, secrets_client=secrets, ssm_client=ssm)
-            folder = stack.enter_context(private_cert_dir(material))
-            tls = {"tls_verify": True, "ca": str(folder / "ca.pem"), "cert": str(folder / "cert.pem"),
-                   "key": str(folder / "key.pem")}
-        timeout = 30.0 if budget is None else min(30.0, max(1.0, budget))
-        daemon = daemon_settings(spec.host, timeout=timeout, **tls)  # no DOCKER_CERT_PATH: TLS from the secret
-        config = ScanConfig(daemon=daemon, names=spec.names, include_stopped=spec.include_stopped,
-                            label_enable=spec.label_enable, scope=spec.scope, registry_ca=settings.registry_ca,
-                            registry_ca_validate=settings.registry_ca_validate,
-                            insecure_registries=settings.insecure_registries,
-                            concurrency=settings.concurrency, versions=settings.versions, timeout=budget)
-        yield config, lambda default: EcrKeychain(registry_keychain or default, runtime.ecr_tokens)
+    with scan_inputs(settings, spec, runtime, budget, Materials(settings, runtime)) as inputs:
+        yield inputs
 
 
 def _offload(settings, runtime: Runtime):
@@ -315,14 +325,13 @@ def _remaining_seconds(context) -> float | None:
     return remaining() / 1000.0 if callable(remaining) else None
 
 
-def _store_stats(store) -> dict | None:
-    if store is None:
-        return None
-    return {"reads": store.reads, "hits": store.hits, "writes": store.writes, "degraded": store.degraded}
+def _store_stats(tokens, digests) -> dict:
+    """The shared caches' reads, hits and writes for the "scan finished" line."""
+    return {"token_cache": tokens.stats() if tokens else None, "digest_cache": digests.stats() if digests else None}
 
 
 @contextlib.contextmanager
-def _json_logs(level: str, stream, static: dict, secret_urls=()):
+def json_logs(level: str, stream, static: dict, secret_urls=()):
     """JSON lines on stream (stdout in Lambda) for the block, cleaned of the notify URLs' secrets;
     the previous logging set-up comes back after."""
     from handler import logs

@@ -50,9 +50,31 @@ class ScanMetrics:
 
 
 def emf_document(metrics: ScanMetrics, *, function_name: str, timestamp_ms: int, properties: dict) -> dict:
-    """The scan's EMF object: plain properties, the directive, the dimension's value and each metric's value."""
-    return _document([(name, unit, getattr(metrics, field)) for name, field, unit in METRICS],
-                     function_name=function_name, timestamp_ms=timestamp_ms, properties=properties)
+    """The EMF object: plain properties, the directive, the dimension's value and each metric's value."""
+    return emf([(name, getattr(metrics, field), unit) for name, field, unit in METRICS],
+               function_name=function_name, timestamp_ms=timestamp_ms, properties=properties)
+
+
+def emf(values: list[tuple[str, int, str]], *, function_name: str, timestamp_ms: int, properties: dict) -> dict:
+    """An EMF object for (metric name, value, unit) triples under the one FunctionName dimension."""
+    directive = {"Namespace": NAMESPACE, "Dimensions": [[DIMENSION]],
+                 "Metrics": [{"Name": name, "Unit": unit} for name, _, unit in values]}
+    return {**properties, "_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": [directive]},
+            DIMENSION: function_name or "unknown", **{name: value for name, value, _ in values}}
+
+
+def emit_fleet(doc: dict, *, function_name: str, timestamp_ms: int, properties: dict, stream=None) -> None:
+    """The fleet run's EMF line, written by the aggregation step: UnscannedEndpoints is what the
+    template's alarm on a fleet run with failed batches watches."""
+    summary, run = doc["summary"], doc.get("run", {})
+    values = [("FleetEndpoints", summary["endpoints"], "Count"),
+              ("UnscannedEndpoints", run.get("unscanned_endpoints", 0), "Count"),
+              ("FailedBatches", run.get("batches_failed", 0) + run.get("batches_not_started", 0), "Count"),
+              ("Stale", summary["stale"], "Count"), ("Errors", summary["errors"], "Count"),
+              ("UnreachableEndpoints", summary["unreachable"], "Count")]
+    document = emf(values, function_name=function_name, timestamp_ms=timestamp_ms,
+                   properties={"message": "fleet metrics", **properties})
+    print(json.dumps(document, ensure_ascii=False), file=stream or sys.stdout, flush=True)
 
 
 def emit(report, *, endpoint_failed: bool, function_name: str, properties: dict, stream=None) -> None:
@@ -69,14 +91,6 @@ def emit_notify_failures(failed: int, *, function_name: str, timestamp_ms: int, 
     the sends, so the scan's metrics are out before any delivery could go wrong; the template's
     NotifyFailedAlarm watches it (in Lambda a failed URL never fails the invocation: Lambda's
     retry would run the scan again and publish to SNS twice)."""
-    document = _document([("NotifyFailures", "Count", failed)], function_name=function_name,
-                         timestamp_ms=timestamp_ms, properties={"message": "notify metrics", **properties})
+    document = emf([("NotifyFailures", failed, "Count")], function_name=function_name,
+                   timestamp_ms=timestamp_ms, properties={"message": "notify metrics", **properties})
     print(json.dumps(document, ensure_ascii=False), file=stream or sys.stdout, flush=True)
-
-
-def _document(values: list[tuple[str, str, float]], *, function_name: str, timestamp_ms: int,
-              properties: dict) -> dict:
-    directive = {"Namespace": NAMESPACE, "Dimensions": [[DIMENSION]],
-                 "Metrics": [{"Name": name, "Unit": unit} for name, unit, _ in values]}
-    return {**properties, "_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": [directive]},
-            DIMENSION: function_name or "unknown", **{name: value for name, _, value in values}}

@@ -1,4 +1,12 @@
-"""The Lambda's settings: environment variables, and the per-endpoint overrides an event may carry.
+"""The Lambda's settings: environment variables, and the endpoints an event names.
+
+An event names what to scan in one of four ways (``targets_for``):
+    {} or an EventBridge event          the environment's endpoint
+    {"endpoint": {...}}                 that endpoint, its fields over the environment's
+    {"endpoints": [{...}, ...]}         several, scanned together in this invocation
+    {"fleet": {"bucket", "key"}}        the JSON list in S3 (infra/fleet.example.json), the same
+    {"Items": [...], "BatchInput": {}}  a Step Functions ItemBatcher batch of the fleet list:
+                                        scanned together, the report returned, nothing published
 
 Both go through the settings table (handler.settings): an event field > its variable > the
 default, with the table's one rule per type. Every problem is collected before anything is
@@ -22,6 +30,9 @@ class InvalidEventError(ConfigurationError):
     """The invocation event does not say what to scan in a form we accept."""
 
 
+MAX_EVENT_ENDPOINTS = 1000  # far more than fit one invocation's time (docs/lambda.md); a list is a mistake past it
+
+
 @dataclass(frozen=True)
 class EndpointSpec:
     """One Docker endpoint and what to select on it (the fields an event may override)."""
@@ -32,6 +43,7 @@ class EndpointSpec:
     label_enable: bool = False
     scope: str | None = None
     include_stopped: bool = False
+    name: str = ""  # a display name (a fleet item's); "" for the host
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,7 @@ class LambdaSettings:
     report_link_expiry: int = 86_400  # seconds the presigned link to the HTML report lasts
     notify: str = "always"
     token_table: str = ""  # TOKEN_CACHE=dynamodb:TABLE
+    digest_cache_ttl: float = 300.0  # seconds; with a token table, tag digests are shared there (0: not)
     state_table: str = ""  # where NOTIFY=change keeps the last delivered state
     registry_auth_secret: str = ""
     registry_ca: str | None = None
@@ -73,7 +86,7 @@ def settings_from_env(env: Mapping[str, str]) -> LambdaSettings:
         endpoint=_endpoint(values),
         topic_arn=values["sns_topic_arn"] or "", report_bucket=values["report_bucket"] or "",
         report_prefix=values["report_prefix"] or "", report_link_expiry=values["report_link_expiry"],
-        notify=values["notify"], token_table=values["token_cache"],
+        notify=values["notify"], token_table=values["token_cache"], digest_cache_ttl=values["digest_cache_ttl"],
         state_table=state_table, registry_auth_secret=values["registry_auth_secret"] or "",
         registry_ca=values["registry_ca"], registry_ca_validate=values["registry_ca_validate"],
         insecure_registries=values["insecure_registries"], concurrency=values["concurrency"],
@@ -99,38 +112,124 @@ def _endpoint(values: Mapping[str, object]) -> EndpointSpec:
                         include_stopped=values["include_stopped"])
 
 
-def endpoint_for(event: object, default: EndpointSpec) -> tuple[EndpointSpec, str]:
-    """The endpoint to scan and the caller's correlation id ("" when none).
+@dataclass(frozen=True)
+class FleetLocation:
+    bucket: str
+    key: str
 
-    An empty event or an EventBridge (scheduled) event means the environment's
-    endpoint; ``{"endpoint": {...}}`` overrides its fields one by one.
-    """
+
+@dataclass(frozen=True)
+class Targets:
+    """What one invocation scans: the endpoints, or the fleet list to read them from."""
+
+    endpoints: tuple[EndpointSpec, ...]
+    correlation_id: str
+    fleet: FleetLocation | None = None
+    batch: bool = False  # a Step Functions batch: return the report, publish nothing
+
+
+_SHAPES = ("endpoint", "endpoints", "fleet", "Items")
+
+
+def _lambda_item_fields() -> dict:
+    """handler.fleet's item fields the Lambda takes: its TLS comes from tls_secret, not from files
+    (imported when a list is read: handler.fleet brings handler.compose and the engine)."""
+    from handler.fleet import LAMBDA_FIELDS
+
+    return {field: LAMBDA_FIELDS[field] for field in
+            ("host", "name", "tls_secret", "names", "label_enable", "scope", "include_stopped")}
+
+
+def targets_for(event: object, default: EndpointSpec) -> Targets:
+    """What the event names (see the module docstring); InvalidEventError lists every problem."""
     problems: list[str] = []
     if event is None:
         event = {}
     if not isinstance(event, Mapping):
         raise InvalidEventError(f"invalid event: expected a JSON object, got {table.json_type(event)}")
-    unknown = sorted(str(k) for k in event if k not in _ENVELOPE | {"endpoint", "correlation_id"})
+    unknown = sorted(str(k) for k in event if k not in _ENVELOPE | {*_SHAPES, "BatchInput", "correlation_id"})
     problems += [f"{key}: unknown field" for key in unknown]
-    correlation_id = event.get("correlation_id", "")
-    if not isinstance(correlation_id, str) or len(correlation_id) > 256:
-        problems.append("correlation_id: must be a string of at most 256 characters")
-        correlation_id = ""
-    spec = default
+    given = [shape for shape in _SHAPES if shape in event]
+    if len(given) > 1:
+        problems.append(f"{' and '.join(given)}: give one of them")
+    batch = event.get("BatchInput", {}) if "Items" in event else {}
+    correlation_id = _correlation_id(event.get("correlation_id", batch.get("correlation_id", "")
+                                               if isinstance(batch, Mapping) else ""), problems)
+    fleet, specs = None, (default,)  # every shape given is checked, so one error names every problem
     if "endpoint" in event:
-        spec = _override(default, event["endpoint"], problems)
-    if not problems and not spec.host:
+        specs = (_override(default, event["endpoint"], problems),)
+    for key in ("endpoints", "Items"):
+        if key in event:
+            specs = endpoints_from_list(event[key], default, problems, where=key)
+    if "fleet" in event:
+        fleet, specs = _fleet_location(event["fleet"], problems), ()
+    if not problems and any(not spec.host for spec in specs):
         problems.append("endpoint.host: required (no DOCKER_HOST in the environment)")
     if problems:
         raise InvalidEventError("invalid event, nothing scanned: " + "; ".join(problems))
-    return spec, correlation_id
+    return Targets(specs, correlation_id, fleet, batch="Items" in event)
 
 
-def _override(default: EndpointSpec, given: object, problems: list[str]) -> EndpointSpec:
-    if not isinstance(given, Mapping):
-        problems.append(f"endpoint: expected an object, got {table.json_type(given)}")
-        return default
-    known = table.event_field_names()
-    problems += [f"endpoint.{key}: unknown field" for key in sorted(str(k) for k in given) if key not in known]
-    changes = table.read(table.event_fields(given), table.LAMBDA, problems)
+def endpoints_from_list(items: object, default: EndpointSpec, problems: list[str], *,
+                        where: str = "endpoints") -> tuple[EndpointSpec, ...]:
+    """A JSON list of endpoint items (an event's, or the fleet list's), parsed by handler.fleet as the
+    CLI's and the Action's are, each over default (the environment's fields)."""
+    from handler.fleet import parse_fleet
+
+    if isinstance(items, list) and len(items) > MAX_EVENT_ENDPOINTS:
+        problems.append(f"{where}: {len(items)} endpoints; at most {MAX_EVENT_ENDPOINTS} in one invocation "
+                        "(a larger fleet runs on the state machine)")
+        return ()
+    fields = _lambda_item_fields()
+    try:
+        parsed = parse_fleet(items, fields=fields)
+    except ConfigurationError as exc:  # "fleet: ..." for the list, "fleet item 3 (host): ..." per item
+        problems.append(f"{where}: {str(exc).removeprefix('fleet: ')}")
+        return ()
+    return tuple(_spec(item.given, default, fields) for item in parsed)
+
+
+def _spec(given: Mapping[str, object], default: EndpointSpec, fields) -> EndpointSpec:
+    """An item's fields over default's; a field left out keeps the environment's value."""
+    changes = {field: given[field] for field in fields if field in given}
+    if "names" in changes:
+        changes["names"] = tuple(changes["names"])
     return replace(default, **changes)
+
+
+def _fleet_location(given: object, problems: list[str]) -> FleetLocation | None:
+    if isinstance(given, Mapping) and set(given) == {"bucket", "key"} \
+            and all(isinstance(given[k], str) and given[k] for k in ("bucket", "key")):
+        return FleetLocation(given["bucket"], given["key"])
+    problems.append('fleet: expected {"bucket": "...", "key": "..."} (the S3 object holding the fleet list)')
+    return None
+
+
+def _correlation_id(value: object, problems: list[str]) -> str:
+    if not isinstance(value, str) or len(value) > 256:
+        problems.append("correlation_id: must be a string of at most 256 characters")
+        return ""
+    return value
+
+
+def endpoint_for(event: object, default: EndpointSpec) -> tuple[EndpointSpec, str]:
+    """The one endpoint an event names ({} or EventBridge: the environment's; {"endpoint": {...}}:
+    its fields over the environment's) and the caller's correlation id ("" when none)."""
+    targets = targets_for(event, default)
+    if targets.fleet is not None or len(targets.endpoints) != 1:
+        raise InvalidEventError("invalid event, nothing scanned: names more than one endpoint")
+    return targets.endpoints[0], targets.correlation_id
+
+
+def _override(default: EndpointSpec, given: object, problems: list[str], *, where: str = "endpoint") -> EndpointSpec:
+    if not isinstance(given, Mapping):
+        problems.append(f"{where}: expected an object, got {table.json_type(given)}")
+        return default
+    known = (*table.event_field_names(), "name")
+    problems += [f"{where}.{key}: unknown field" for key in sorted(str(k) for k in given) if key not in known]
+    changes = table.read(table.event_fields(given, where), table.LAMBDA, problems)
+    name = given.get("name", "")
+    if not isinstance(name, str) or len(name) > 256:
+        problems.append(f"{where}.name: must be a string of at most 256 characters")
+        name = ""
+    return replace(default, **changes, name=name)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from handler.aws.dynamodb import TTL_ATTRIBUTE
-from handler.aws.settings import endpoint_for, EndpointSpec
+from handler.aws.settings import EndpointSpec, targets_for
 
 ROOT = Path(__file__).parents[2]
 TEMPLATE = ROOT / "infra" / "template.yaml"
@@ -37,22 +37,24 @@ def test_the_template_passes_cfn_lint_with_informational_checks():
     assert [str(m) for m in matches] == []
 
 
-def test_the_function_is_python_3_12_on_arm64_and_its_handler_exists(template):
-    [function] = resources(template, "AWS::Serverless::Function").values()
-    props = function["Properties"]
-    assert (props["Runtime"], props["Architectures"]) == ("python3.12", ["arm64"])
-    module, _, name = props["Handler"].rpartition(".")
-    assert callable(getattr(importlib.import_module(module), name))
-    assert props["CodeUri"] == "build/spyglass-lambda.zip"
+def test_the_functions_are_python_3_12_on_arm64_and_their_handlers_exist(template):
+    functions = resources(template, "AWS::Serverless::Function")
+    assert set(functions) == {"ScannerFunction", "AggregatorFunction"}  # the scans; the fleet run's merge
+    for function in functions.values():
+        props = function["Properties"]
+        assert (props["Runtime"], props["Architectures"]) == ("python3.12", ["arm64"])
+        module, _, name = props["Handler"].rpartition(".")
+        assert callable(getattr(importlib.import_module(module), name))
+        assert props["CodeUri"] == "build/spyglass-lambda.zip"
 
 
 def test_every_environment_variable_the_template_sets_is_documented(template):
-    [function] = resources(template, "AWS::Serverless::Function").values()
     documented = (ROOT / "docs" / "lambda.md").read_text()
     from handler import settings as table
     read = {row.env for row in table.rows(table.LAMBDA)}
-    for name in function["Properties"]["Environment"]["Variables"]:
-        assert f"`{name}`" in documented and name in read, name
+    for function in resources(template, "AWS::Serverless::Function").values():
+        for name in function["Properties"]["Environment"]["Variables"]:
+            assert f"`{name}`" in documented and name in read, name
 
 
 def test_schedule_table_and_alarm(template):
@@ -88,13 +90,15 @@ def test_iam_is_least_privilege(template):
             assert actions == ["ecr:GetAuthorizationToken"], statement  # the one action without resources
 
 
-def test_a_fleet_item_becomes_an_event_the_handler_accepts(template):
+def test_a_batch_of_fleet_items_becomes_an_event_the_handler_accepts(template):
     [machine] = resources(template, "AWS::StepFunctions::StateMachine").values()
-    selector = machine["Properties"]["Definition"]["States"]["ScanEndpoints"]["ItemSelector"]
-    assert set(selector) == {"endpoint.$", "correlation_id.$"}
-    for item in json.loads((ROOT / "infra" / "fleet.example.json").read_text()):
-        spec, correlation = endpoint_for({"endpoint": item, "correlation_id": "exec-1"}, EndpointSpec())
-        assert spec.host == item["host"] and correlation == "exec-1"
+    batcher = machine["Properties"]["Definition"]["States"]["ScanBatches"]["ItemBatcher"]
+    assert set(batcher["BatchInput"]) == {"correlation_id.$"}
+    items = json.loads((ROOT / "infra" / "fleet.example.json").read_text())
+    # What ItemBatcher gives each child: the items under "Items", BatchInput beside them.
+    targets = targets_for({"Items": items, "BatchInput": {"correlation_id": "exec-1"}}, EndpointSpec())
+    assert [spec.host for spec in targets.endpoints] == [item["host"] for item in items]
+    assert targets.correlation_id == "exec-1" and targets.batch and targets.fleet is None
 
 
 # -- packaging ----------------------------------------------------------------------
@@ -246,4 +250,5 @@ def test_the_topics_take_the_optional_key_and_the_function_may_use_it(template):
         assert topic["Properties"]["KmsMasterKeyId"] == {
             "Fn::If": ["HasTopicKey", {"Ref": "TopicKmsKeyArn"}, {"Ref": "AWS::NoValue"}]}
     key_statements = [s for s in statements(template) if s.get("Resource") == {"Ref": "TopicKmsKeyArn"}]
-    assert [s["Action"] for s in key_statements] == [["kms:GenerateDataKey", "kms:Decrypt"]]
+    assert key_statements  # the scanner's role and, in fleet mode, the aggregator's: both publish
+    assert all(s["Action"] == ["kms:GenerateDataKey", "kms:Decrypt"] for s in key_statements)

@@ -125,6 +125,41 @@ def test_two_invocations_share_one_registry_token_through_dynamodb(stack, demo_f
     assert finished["token_cache"]["hits"] >= 1 and finished["token_cache"]["writes"] == 0
 
 
+def requests(doc, kind: str) -> int:
+    return sum(r["requests"].get(kind, 0) for r in doc["registries"])
+
+
+def heads(doc) -> int:
+    return requests(doc, "head")
+
+
+def test_a_second_invocation_of_the_run_asks_no_tag_again_through_the_digest_cache(stack, demo_fleet, aws,
+                                                                                   lambda_env):
+    env = lambda_env | {"TOKEN_CACHE": f"dynamodb:{aws.table}"}
+    batch = {"correlation_id": "fleet-run-1"}  # what Step Functions gives every batch of one run
+    run(env, batch, runtime=Runtime(clients=aws.clients))
+    _, logs = run(env, batch, runtime=Runtime(clients=aws.clients))  # another batch: nothing warm but the table
+    first, second = (json.loads(m["Body"]) for m in aws.receive(aws.raw_queue, at_least=2))
+    failed = {c["reference"] for c in containers_of(first) if c["status"] == "error" and c["registry"]}
+    assert heads(first) > len(failed) and heads(second) == len(failed)  # a failed HEAD is not remembered
+    verdicts = [{n: (c["status"], c["reason"], c["remote_digest"]) for n, c in by_name(doc).items()}
+                for doc in (first, second)]
+    assert verdicts[0] == verdicts[1]
+    [finished] = [line for line in logs if line["message"] == "scan finished"]
+    assert finished["digest_cache"]["hits"] == heads(first) - len(failed)
+    run(env, {"correlation_id": "fleet-run-2"}, runtime=Runtime(clients=aws.clients))  # the next run asks again
+    [third] = [json.loads(m["Body"]) for m in aws.receive(aws.raw_queue)]
+    assert heads(third) == heads(first)
+
+
+def test_with_the_digest_cache_off_every_invocation_asks_the_registries(stack, demo_fleet, aws, lambda_env):
+    env = lambda_env | {"TOKEN_CACHE": f"dynamodb:{aws.table}", "SPYGLASS_DIGEST_CACHE_TTL": "0"}
+    for _ in range(2):
+        run(env, {"correlation_id": "fleet-run-1"}, runtime=Runtime(clients=aws.clients))
+    first, second = (json.loads(m["Body"]) for m in aws.receive(aws.raw_queue, at_least=2))
+    assert heads(first) == heads(second) > 0
+
+
 def test_a_token_table_that_fails_degrades_to_memory_with_one_warning(stack, demo_fleet, aws, lambda_env):
     env = lambda_env | {"TOKEN_CACHE": "dynamodb:no-such-table"}
     result, logs = run(env, aws=aws)
@@ -228,3 +263,55 @@ def test_the_metrics_line_counts_what_the_report_says(stack, demo_fleet, aws, la
     assert (values["Stale"], values["Errors"], values["Scanned"]) == (summary["stale"], summary["errors"],
                                                                        summary["scanned"])
     assert values["Stale"] > 0 and values["RegistryRequests"] > 0 and values["UnreachableEndpoints"] == 0
+
+
+# -- several endpoints in one invocation ----------------------------------------------------------
+
+def unreachable_host() -> str:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_a_batch_scans_its_endpoints_together_returns_one_report_and_publishes_nothing(stack, demo_fleet, aws,
+                                                                                         lambda_env):
+    env = lambda_env | {"TOKEN_CACHE": f"dynamodb:{aws.table}", "REPORT_BUCKET": aws.bucket}
+    items = [{"host": stack.daemon.host, "name": "web-a"}, {"host": stack.daemon.host, "name": "web-b"},
+             {"host": unreachable_host(), "name": "gone"}]
+    doc, _ = run(env, {"Items": items, "BatchInput": {"correlation_id": "fleet-exec-1"}}, aws=aws)
+    assert aws.receive(aws.raw_queue) == []  # the aggregation step publishes, not a batch
+    assert doc["schema_version"] == 2 and [e["name"] for e in doc["endpoints"]] == ["web-a", "web-b", "gone"]
+    web_a, web_b, gone = doc["endpoints"]
+    assert web_a["summary"] == web_b["summary"] and web_a["status"] == web_b["status"] == "errors"
+    found = {c["name"]: (c["status"], c["reason"]) for c in web_a["containers"] if c["name"] in demo_fleet}
+    assert found == demo_fleet
+    assert gone["status"] == "unreachable" and gone["reason"] == "connection-refused" and gone["containers"] == []
+    assert doc["summary"]["endpoints"] == 3 and doc["summary"]["unreachable"] == 1
+    single, _ = run(env | {"TOKEN_CACHE": f"dynamodb:{aws.table}"}, {"endpoint": {"host": stack.daemon.host},
+                                                                     "correlation_id": "other-run"}, aws=aws)
+    [alone] = [json.loads(m["Body"]) for m in aws.receive(aws.raw_queue)]
+    assert heads(doc) == heads(alone)  # one HEAD per reference for the whole batch
+    assert requests(doc, "ping") == requests(alone, "ping")  # and one ping per registry
+
+
+def test_an_endpoints_event_sends_one_message_for_all_of_them(stack, demo_fleet, aws, lambda_env):
+    env = lambda_env | {"REPORT_BUCKET": aws.bucket}
+    items = [{"host": stack.daemon.host, "name": "web-a"}, {"host": unreachable_host(), "name": "gone"}]
+    result, _ = run(env, {"endpoints": items, "correlation_id": "nightly"}, aws=aws)
+    [raw] = aws.receive(aws.raw_queue)
+    body = json.loads(raw["Body"])
+    assert [e["name"] for e in body["endpoints"]] == ["web-a", "gone"] and body["run_id"] == "nightly"
+    assert result["notified"] and result["report_location"].startswith(f"s3://{aws.bucket}/reports/fleet/nightly/")
+    assert raw["MessageAttributes"]["unreachable_count"]["StringValue"] == "1"
+
+
+def test_a_fleet_event_reads_the_list_from_s3(stack, demo_fleet, aws, lambda_env):
+    env = lambda_env | {"REPORT_BUCKET": aws.bucket}
+    aws.client("s3").put_object(Bucket=aws.bucket, Key="config/fleet.json",
+                                Body=json.dumps([{"host": stack.daemon.host, "names": ["web-1", "stale"]}]))
+    result, _ = run(env, {"fleet": {"bucket": aws.bucket, "key": "config/fleet.json"}}, aws=aws)
+    [raw] = aws.receive(aws.raw_queue)
+    [endpoint] = json.loads(raw["Body"])["endpoints"]
+    assert sorted(c["name"] for c in endpoint["containers"]) == ["stale", "web-1"] and result["notified"]

@@ -95,3 +95,50 @@ def test_without_any_host_the_event_is_refused():
 def test_versions_reach_the_lambda_settings():
     assert settings_from_env({}).versions == "major"
     assert settings_from_env({"SPYGLASS_VERSIONS": "off"}).versions == "off"
+
+
+# -- events naming several endpoints ------------------------------------------------------------
+
+def test_an_endpoints_list_is_scanned_together_each_item_over_the_environment():
+    from handler.aws.settings import targets_for
+
+    targets = targets_for({"endpoints": [{"host": "tcp://a:2376", "name": "web-a"},
+                                         {"host": "tcp://b:2376", "tls_secret": "spyglass/b", "names": "x, y"}],
+                           "correlation_id": "run-9"}, DEFAULT)
+    assert [(s.host, s.name, s.tls_secret, s.names) for s in targets.endpoints] == [
+        ("tcp://a:2376", "web-a", "spyglass/docker-01", ("web",)), ("tcp://b:2376", "", "spyglass/b", ("x", "y"))]
+    assert targets.correlation_id == "run-9" and not targets.batch and targets.fleet is None
+
+
+def test_a_fleet_location_is_read_later_and_a_batch_carries_its_run_in_batch_input():
+    from handler.aws.settings import FleetLocation, targets_for
+
+    fleet = targets_for({"fleet": {"bucket": "cfg", "key": "spyglass/fleet.json"}}, DEFAULT)
+    assert fleet.fleet == FleetLocation("cfg", "spyglass/fleet.json") and fleet.endpoints == ()
+    batch = targets_for({"Items": [{"host": "tcp://a:2376"}], "BatchInput": {"correlation_id": "exec-3"}}, DEFAULT)
+    assert batch.batch and batch.correlation_id == "exec-3" and batch.endpoints[0].host == "tcp://a:2376"
+
+
+@pytest.mark.parametrize("event, fields", [
+    ({"endpoints": []}, ["endpoints: expected a non-empty JSON list"]),
+    ({"endpoints": [{"host": "tcp://a:1"}], "fleet": {"bucket": "b", "key": "k"}}, ["endpoints and fleet: give one"]),
+    ({"endpoints": [{"host": "http://a"}, 7, {"name": 3, "host": "tcp://c:1"}]},
+     ["endpoints: fleet item 1 (http://a): host", "fleet item 2: expected an object",
+      "fleet item 3 (tcp://c:1): name"]),
+    ({"fleet": {"bucket": "b"}}, ['fleet: expected {"bucket"']),
+    ({"endpoints": [{"host": "tcp://a:1"}] * 1001}, ["at most 1000"]),
+])
+def test_an_invalid_list_event_names_every_offending_item(event, fields):
+    from handler.aws.settings import targets_for
+
+    with pytest.raises(InvalidEventError) as caught:
+        targets_for(event, DEFAULT)
+    for field in fields:
+        assert field in str(caught.value)
+
+
+def test_an_item_without_a_host_is_refused_when_the_environment_has_none():
+    from handler.aws.settings import targets_for
+
+    with pytest.raises(InvalidEventError, match=r"endpoints: fleet item 2: host: required"):
+        targets_for({"endpoints": [{"host": "tcp://a:1"}, {"names": ["x"]}]}, EndpointSpec())
