@@ -21,6 +21,7 @@ from pathlib import Path
 import docker
 
 from handler.cli import main as cli
+from tests.reportdoc import containers_of
 from tests.stack import build_demo_fleet
 from tests.stack.pulled import pull_without_recreate
 
@@ -51,7 +52,7 @@ def snapshot(stack) -> dict:
 def registry_answers(stack, report: dict) -> dict:
     """{reference: what its registry answers}: digest and media type (None on 404), an index's body."""
     answers = {}
-    for entry in report["containers"]:
+    for entry in containers_of(report):
         reference = entry.get("reference")
         if not reference or "@" in reference or entry["registry"] not in (stack.secure.address, stack.plain.address):
             continue
@@ -81,7 +82,7 @@ def capture(key: str, directory: Path) -> None:
             if state == "pulled":
                 expected |= pull_without_recreate(stack)
             report = scanned(stack)
-            found = {c["name"]: [c["status"], c["reason"]] for c in report["containers"]}
+            found = {c["name"]: [c["status"], c["reason"]] for c in containers_of(report)}
             document = snapshot(stack) | {"expected": expected, "verdicts": found,
                                           "registry": registry_answers(stack, report)}
             (directory / f"{key}-{state}.json").write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")

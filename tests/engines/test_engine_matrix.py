@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from handler.cli import main
+from tests.reportdoc import containers_of
 from tests.stack import build_demo_fleet
 from tests.stack.pulled import pull_without_recreate
 
@@ -40,7 +41,7 @@ def scan(stack) -> tuple[dict, list, int]:
 
 
 def verdicts(report: dict, expected: dict) -> dict:
-    found = {c["name"]: (c["status"], c["reason"]) for c in report["containers"]}
+    found = {c["name"]: (c["status"], c["reason"]) for c in containers_of(report)}
     return {name: found.get(name) for name in expected}
 
 
