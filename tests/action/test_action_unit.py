@@ -123,7 +123,8 @@ def test_an_unreachable_daemon_exits_3_with_an_error_line_and_a_summary(tmp_path
     ({"registry-ca": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}, "registry-ca"),
     ({"tls-cert": KEY}, "cert and key"),
     ({"notify": "sometimes"}, "notify"),
-    ({"notify": "change"}, "DynamoDB"),
+    ({"notify": "change"}, "change needs the state-file input"),  # a runner keeps no state of its own
+    ({"notify": "Change", "state-file": "  "}, "actions/cache"),
 ])
 def test_bad_inputs_exit_2_before_any_connection_and_name_the_input(tmp_path, inputs, named):
     with CountingListener() as daemon:
@@ -157,6 +158,26 @@ def test_output_html_is_refused_with_where_the_page_goes_instead(tmp_path):
     with pytest.raises(ConfigurationError) as refused:
         read_settings({env_name("output"): "html", env_name("host"): "tcp://127.0.0.1:1"}, tmp_path)
     assert "output (Action input)" in str(refused.value) and "report-html" in str(refused.value)
+
+def test_notify_change_is_taken_with_a_state_file_relative_to_the_workspace(tmp_path):
+    from handler.action import read_settings
+
+    values = read_settings({env_name("notify"): "change", env_name("state-file"): ".spyglass/state.json"}, tmp_path)
+    assert (values["notify"], values["state_file"]) == ("change", ".spyglass/state.json")
+    assert read_settings({env_name("state-file"): "~/s.json"}, tmp_path)["state_file"] == str(tmp_path / "s.json")
+
+
+def test_the_refusal_of_change_names_the_input_and_says_how_to_keep_the_file(tmp_path):
+    from engine.errors import ConfigurationError
+    from handler.action import read_settings
+
+    with pytest.raises(ConfigurationError) as refused:
+        read_settings({env_name("notify"): "change", env_name("timeout"): "soon"}, tmp_path)
+    message = str(refused.value)
+    assert message.startswith("timeout (Action input)")  # every problem at once
+    assert "notify (Action input): change needs the state-file input" in message
+    assert "actions/cache" in message and "docs/github-action.md" in message
+
 
 # -- the fleet input ---------------------------------------------------------------------------
 
