@@ -375,19 +375,19 @@ def deliver(commands: Commands, report: Report, values: Mapping[str, object], en
     """SNS and the notify URLs per the notify policy, said in the log and as annotations.
 
     A missing publisher is a warning; a failed SNS delivery an error and exit 2 or 3; a notify URL
-    that failed a warning (an error and exit 4 with fail-on-notify-error), named without its secrets.
+    that failed a warning (an error and exit 4 with fail-on-notify-error), named without its secrets;
+    a state file that cannot be written an error and exit 2.
     """
     targets = Targets.of(values)
     warn = functools.partial(commands.issue, "warning", title="spyglass")
-    try:
-        delivery = send_report(report, targets, where=_run_url(env), load_publisher=load_publisher, warn=warn)
-    except ConfigurationError as exc:  # the state file could not be written
-        commands.issue("error", f"notify: configuration error: {exc}", title="spyglass")
-        return EXIT_CONFIG
+    delivery = send_report(report, targets, where=_run_url(env), load_publisher=load_publisher, warn=warn)
     if delivery.decision is not None and not delivery.decision.notify:
         stdout.write(f"{_nothing_sent(targets)}: {delivery.decision.reason} (notify: {targets.policy})\n")
         return EXIT_OK
     sns, urls = _said_sns(commands, delivery, targets, stdout), _said_urls(commands, delivery, values, stdout)
+    if delivery.record_problem:
+        commands.issue("error", f"notify: configuration error: {delivery.record_problem}", title="spyglass")
+        return EXIT_CONFIG
     return sns or urls
 
 

@@ -244,8 +244,9 @@ def _update(values: Mapping[str, object], *, stdout, stderr, stdin, home: Path) 
 
 def _publish(values: Mapping[str, object], report, stderr) -> int:
     """SNS and the notify URLs under the notify policy (handler.delivery, as the Action); a line on
-    stderr per target that did not take the report. The exit code: 2 or 3 when SNS failed, 4 when
-    a notify URL did and --fail-on-notify-error is set, else 0."""
+    stderr per target that did not take the report. The exit code: 2 when the state file could not
+    be written, 2 or 3 when SNS failed, 4 when a notify URL did and --fail-on-notify-error is set,
+    else 0."""
     from handler.delivery import Targets, deliver
 
     where = values["report_file"] or "the report spyglass printed"
@@ -256,6 +257,9 @@ def _publish(values: Mapping[str, object], report, stderr) -> int:
         print(f"spyglass: {delivery.sns_problem}", file=stderr)
     for failure in delivery.failed:
         print(f"spyglass: {failure.target}: not notified: {failure.reason}", file=stderr)
+    if delivery.record_problem:
+        print(f"spyglass: configuration error: {delivery.record_problem}", file=stderr)
+        return EXIT_CONFIG
     if delivery.sns_code:
         return delivery.sns_code
     return EXIT_NOTIFY if delivery.failed and values["fail_on_notify_error"] else EXIT_OK

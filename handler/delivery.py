@@ -58,6 +58,7 @@ class Delivery:
     sent: tuple[str, ...] = ()  # the notify URLs that took it, named without their secrets
     failed: tuple = ()  # handler.notify's Failures
     recorded: bool = False  # the state file now holds this report's fingerprint
+    record_problem: str = ""  # why it could not be written (a configuration error: exit 2)
 
     @property
     def published(self) -> bool:
@@ -91,7 +92,10 @@ def deliver(report: Report, targets: Targets, *, where: str, load_publisher=load
         return Delivery(decision)
     delivery = Delivery(decision, **_publish(report, targets, load_publisher), **_send(report, targets, where))
     if state is not None and delivery.complete:
-        state.record(report.name, current, report.finished_at)  # ConfigurationError naming the file
+        try:
+            state.record(report.name, current, report.finished_at)
+        except ConfigurationError as exc:  # names the file; what was delivered is still said
+            return replace(delivery, record_problem=str(exc))
         delivery = replace(delivery, recorded=True)
     return delivery
 

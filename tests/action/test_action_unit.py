@@ -210,3 +210,18 @@ def test_a_bad_fleet_item_exits_2_naming_it(tmp_path):
     run = simulate(tmp_path, {"fleet": json.dumps([{"host": "tcp://a.example:2376", "scope": 5}])})
     assert run.code == 2
     assert "fleet item 1 (tcp://a.example:2376): scope: expected a string, got a number" in run.stdout
+
+
+def test_a_state_file_that_cannot_be_written_exits_2_after_saying_what_was_published(tmp_path):
+    from tests.notify.test_delivery import TOPIC, Publisher
+    from tests.unit.test_report import sample
+
+    (tmp_path / "a-file").write_text("")
+    publisher = Publisher()
+    run = simulate(tmp_path, {"host": UNROUTABLE, "notify": "change", "sns-topic-arn": TOPIC,
+                              "state-file": str(tmp_path / "a-file" / "state.json")},
+                   scan=lambda config, **kwargs: sample(), load_publisher=publisher.load)
+    assert run.code == 2 and len(publisher.published) == 1
+    assert f"report published to {TOPIC} (message m-1)" in run.stdout
+    [error] = [e for e in run.commands("error") if e.message.startswith("notify:")]  # not the gone container's
+    assert error.message.startswith("notify: configuration error: write state file") and "a-file" in error.message
