@@ -7,6 +7,8 @@
     sources   where values come from: flags, the environment, Action inputs, a Lambda event
     resolve   one place's values: its sources in precedence order, then the row's default;
               every problem is collected and reported in one ConfigurationError (exit 2)
+    needs     a value a place refuses unless another setting there is given (the Action's
+              notify: change without the state-file input), said with what to do
 
 Precedence: CLI flag > environment > default; Action input > default (the docker CLI's own
 variables DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH and DOCKER_CONFIG on the runner
