@@ -8,8 +8,9 @@
     4. outputs to $GITHUB_OUTPUT, the markdown report to $GITHUB_STEP_SUMMARY, the JSON report
        and the HTML page under $RUNNER_TEMP (or report-file, report-html), one annotation per
        stale (warning) and errored (error) container
-    5. SNS delivery and the notify URLs when asked for (the same policy); the secret folder is
-       removed whatever happened
+    5. SNS delivery and the notify URLs when asked for, under the notify policy the CLI follows too
+       (handler.delivery; with change, the state-file input a workflow carries with actions/cache);
+       the secret folder is removed whatever happened
 
 A composite action does not set INPUT_* by itself: action.yml (written from the table by
 scripts/settings_docs.py) maps each input to ``INPUT_<NAME>`` (upper case, ``-`` as ``_``) in the
@@ -23,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -34,17 +36,18 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
-from engine.errors import ConfigurationError, DaemonError, SpyglassError, scrub
+from engine.errors import ConfigurationError, DaemonError, SpyglassError
 from engine.report import ERROR, STALE, Report, render_json, render_markdown, render_text, newer_text, short_digest
 from engine.text import markdown
 from handler import logs
 from handler import settings as table
-from handler.aws.sns import publish_report
 from handler.compose import (ScanConfig, render_page, run_scan, run_update, scan_config, update_options,
                              write_report)
 from handler.fleet import PEM_FIELDS, RunTLS, config_fields, endpoint_configs, parse_fleet_text, read_fleet_file
 from handler.notify.redact import secrets_of
-from handler.outcome import (EXIT_CONFIG, EXIT_FOUND, EXIT_NOTIFY, EXIT_OK, EXIT_UNREACHABLE, action_counts, decide,
+from handler.delivery import Delivery, Targets, load_sns_publisher
+from handler.delivery import deliver as send_report
+from handler.outcome import (EXIT_CONFIG, EXIT_FOUND, EXIT_NOTIFY, EXIT_OK, EXIT_UNREACHABLE, action_counts,
                              ensure_listed, found, update_found)
 
 FAILURE_LIMIT = 1000  # characters of the "could not scan" message in the step summary
@@ -365,43 +368,51 @@ def annotate(commands: Commands, report: Report) -> None:
             commands.issue("notice", f"{where} runs {c.image}; {newer_text(c)}", title=f"Newer version for {c.name}")
 
 
-# -- SNS (handler.aws.sns; boto3 comes with the [aws] extra) ---------------------------------
+# -- SNS and the notify URLs (handler.delivery: the policy the CLI follows too) ------------------
 
-def load_sns_publisher() -> tuple[Callable | None, str]:
-    """handler.aws.sns.publish_report when boto3 is installed, else None and why not."""
-    try:
-        import boto3  # noqa: F401  # handler.aws.sns imports it only when it publishes
-    except ImportError:
-        return None, "boto3 is not installed"
-    return publish_report, ""
+def deliver(commands: Commands, report: Report, values: Mapping[str, object], env: Mapping[str, str], stdout,
+            load_publisher=load_sns_publisher) -> int:
+    """SNS and the notify URLs per the notify policy, said in the log and as annotations.
 
-
-def deliver(commands: Commands, report: Report, values: Mapping[str, object], load_publisher, stdout) -> int:
-    """Publish per the notify policy; a failed delivery is an error line and exit 2 or 3, never silent."""
-    topic_arn, policy = values["sns_topic_arn"], values["notify"]
-    if not topic_arn:
+    A missing publisher is a warning; a failed SNS delivery an error and exit 2 or 3; a notify URL
+    that failed a warning (an error and exit 4 with fail-on-notify-error), named without its secrets;
+    a state file that cannot be written an error and exit 2.
+    """
+    targets = Targets.of(values)
+    warn = functools.partial(commands.issue, "warning", title="spyglass")
+    delivery = send_report(report, targets, where=_run_url(env), load_publisher=load_publisher, warn=warn)
+    if delivery.decision is not None and not delivery.decision.notify:
+        stdout.write(f"{_nothing_sent(targets)}: {delivery.decision.reason} (notify: {targets.policy})\n")
         return EXIT_OK
-    decision = decide(policy, report.status)
-    if not decision.notify:
-        stdout.write(f"SNS: {decision.reason}, nothing published (notify: {policy})\n")
-        return EXIT_OK
-    publish, why_not = load_publisher()
-    if publish is None:
-        commands.issue("warning", f"sns-topic-arn is set, but SNS delivery is not available in this build "
-                       f"({why_not}); the report was not published", title="spyglass")
-        return EXIT_OK
-    try:
-        bucket = {"bucket": values["report_bucket"], "prefix": values["report_prefix"]} if values["report_bucket"] else {}
-        delivery = publish(report, topic_arn=topic_arn, **bucket)
-    except ConfigurationError as exc:
-        commands.issue("error", f"SNS delivery: configuration error: {exc}", title="spyglass")
+    sns, urls = _said_sns(commands, delivery, targets, stdout), _said_urls(commands, delivery, values, stdout)
+    if delivery.record_problem:
+        commands.issue("error", f"notify: configuration error: {delivery.record_problem}", title="spyglass")
         return EXIT_CONFIG
-    except Exception as exc:  # noqa: BLE001 - DeliveryError, or botocore's own tree: reported and failed
-        detail = str(exc) if isinstance(exc, SpyglassError) else type(exc).__name__
-        commands.issue("error", f"SNS delivery to {topic_arn} failed: {scrub(detail)}", title="spyglass")
-        return EXIT_UNREACHABLE
-    stdout.write(f"SNS: report published to {topic_arn} (message {getattr(delivery, 'message_id', '?')})\n")
-    return EXIT_OK
+    return sns or urls
+
+
+def _nothing_sent(targets: Targets) -> str:
+    return " and ".join(what for what, given in (("SNS: nothing published", targets.topic_arn),
+                                                  ("notify URLs: nothing sent", targets.urls)) if given)
+
+
+def _said_sns(commands: Commands, delivery: Delivery, targets: Targets, stdout) -> int:
+    if delivery.published:
+        stdout.write(f"SNS: report published to {targets.topic_arn} (message {delivery.message_id})\n")
+    elif delivery.sns_problem:  # not available in this build: a warning; failed: an error
+        commands.issue("error" if delivery.sns_code else "warning", delivery.sns_problem, title="spyglass")
+    return delivery.sns_code
+
+
+def _said_urls(commands: Commands, delivery: Delivery, values: Mapping[str, object], stdout) -> int:
+    for target in delivery.sent:
+        stdout.write(f"{target}: notified\n")
+    level = "error" if values["fail_on_notify_error"] else "warning"
+    for failure in delivery.failed:
+        commands.issue(level, f"{failure.target}: not notified: {failure.reason}", title="spyglass")
+    if delivery.recorded:
+        stdout.write(f"notify: change recorded in {values['state_file']}\n")
+    return EXIT_NOTIFY if delivery.failed and values["fail_on_notify_error"] else EXIT_OK
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -461,30 +472,8 @@ def _run(values: Mapping[str, object], files: SecretFiles, commands: Commands, *
     with commands.verbatim("spyglass report") as write:
         write(render(report))
     annotate(commands, report)
-    delivered = deliver(commands, report, values, load_publisher, stdout)
-    notified = notify_urls(commands, report, values, env, stdout)
-    return _verdict(commands, report, values) or delivered or notified
-
-
-def notify_urls(commands: Commands, report: Report, values: Mapping[str, object], env: Mapping[str, str],
-                stdout) -> int:
-    """The notify URLs per the policy; a URL that failed is a warning (an error and exit 4 with
-    fail-on-notify-error), named without its secrets."""
-    if not values["notify_urls"]:
-        return EXIT_OK
-    decision = decide(values["notify"], report.status)
-    if not decision.notify:
-        stdout.write(f"notify URLs: {decision.reason}, nothing sent (notify: {values['notify']})\n")
-        return EXIT_OK
-    from handler.notify import send
-
-    outcome = send(values["notify_urls"], report, deadline=values["notify_timeout"], where=_run_url(env))
-    for target in outcome.sent:
-        stdout.write(f"{target}: notified\n")
-    level = "error" if values["fail_on_notify_error"] else "warning"
-    for failure in outcome.failed:
-        commands.issue(level, f"{failure.target}: not notified: {failure.reason}", title="spyglass")
-    return EXIT_NOTIFY if outcome.failed and values["fail_on_notify_error"] else EXIT_OK
+    delivered = deliver(commands, report, values, env, stdout, load_publisher)
+    return _verdict(commands, report, values) or delivered
 
 
 def _run_url(env: Mapping[str, str]) -> str:

@@ -173,16 +173,22 @@ def _scan(values: Mapping[str, object], *, stdout, stderr, home: Path) -> int:
     finally:
         if progress is not None:
             progress.close()
-    notified = _deliver(values, report, stdout, stderr)
+    delivered = _deliver(values, report, stdout, stderr)
     reason = found(report.summary, fail_on_stale=values["fail_on_stale"], fail_on_error=values["fail_on_error"],
                    fail_on_outdated=values["fail_on_outdated"])
-    if reason:
-        return EXIT_FOUND
-    return EXIT_NOTIFY if not notified and values["fail_on_notify_error"] else EXIT_OK
+    return _exit_code(delivered, EXIT_FOUND if reason else EXIT_OK)
 
 
-def _deliver(values: Mapping[str, object], report, stdout, stderr) -> bool:
-    """The report on stdout, in the report file, to SNS and the notify URLs; False as _publish."""
+def _exit_code(delivered: int, verdict: int) -> int:
+    """A failed SNS delivery (2, 3) first, then the scan's or update's verdict (1), then a failed
+    notify URL (4)."""
+    if delivered in (EXIT_CONFIG, EXIT_UNREACHABLE):
+        return delivered
+    return verdict or delivered
+
+
+def _deliver(values: Mapping[str, object], report, stdout, stderr) -> int:
+    """The report on stdout, in the report file, to SNS and the notify URLs; the code as _publish."""
     from engine.report import render_json, render_markdown, render_text
     from handler.compose import render_page, write_json_report, write_report
 
@@ -232,51 +238,31 @@ def _update(values: Mapping[str, object], *, stdout, stderr, stdin, home: Path) 
                      token_store=_token_store(values))
     if values["dry_run"]:
         print(describe(run.plan), file=plan_out)
-    notified = _deliver(values, run.report, stdout, stderr)
-    if update_found(run.report):
-        return EXIT_FOUND
-    return EXIT_NOTIFY if not notified and values["fail_on_notify_error"] else EXIT_OK
+    delivered = _deliver(values, run.report, stdout, stderr)
+    return _exit_code(delivered, EXIT_FOUND if update_found(run.report) else EXIT_OK)
 
 
-def _publish(values: Mapping[str, object], report, stderr) -> bool:
-    """SNS and the notify URLs, per the policy; False when a notify URL did not take the message.
-
-    With --notify-when change, the fingerprint is recorded only when every delivery went
-    through, so a failed one is tried again on the next run.
-    """
-    from handler.outcome import decide, fingerprint
-
-    if not values["sns_topic_arn"] and not values["notify_urls"]:
-        return True
-    state = current = last = None
-    if values["notify"] == "change":
-        from handler.statefile import StateFile
-        state, current = StateFile(Path(values["state_file"])), fingerprint(report)
-        last = state.last(report.name)
-    decision = decide(values["notify"], report.status, current or "", last)
-    if not decision.notify:
-        log.info("nothing published or sent (%s)", decision.reason)
-        return True
-    if values["sns_topic_arn"]:
-        from handler.aws.sns import publish_report
-        publish_report(report, topic_arn=values["sns_topic_arn"], bucket=values["report_bucket"] or "",
-                       prefix=values["report_prefix"])
-    delivered = _notify_urls(values, report, stderr)
-    if state is not None and delivered:
-        state.record(report.name, current, report.finished_at)
-    return delivered
-
-
-def _notify_urls(values: Mapping[str, object], report, stderr) -> bool:
-    if not values["notify_urls"]:
-        return True
-    from handler.notify import send
+def _publish(values: Mapping[str, object], report, stderr) -> int:
+    """SNS and the notify URLs under the notify policy (handler.delivery, as the Action); a line on
+    stderr per target that did not take the report. The exit code: 2 when the state file could not
+    be written, 2 or 3 when SNS failed, 4 when a notify URL did and --fail-on-notify-error is set,
+    else 0."""
+    from handler.delivery import Targets, deliver
 
     where = values["report_file"] or "the report spyglass printed"
-    outcome = send(values["notify_urls"], report, deadline=values["notify_timeout"], where=where)
-    for failure in outcome.failed:
+    delivery = deliver(report, Targets.of(values), where=where)
+    if delivery.decision is not None and not delivery.decision.notify:
+        log.info("nothing published or sent (%s)", delivery.decision.reason)
+    if delivery.sns_problem:
+        print(f"spyglass: {delivery.sns_problem}", file=stderr)
+    for failure in delivery.failed:
         print(f"spyglass: {failure.target}: not notified: {failure.reason}", file=stderr)
-    return outcome.ok
+    if delivery.record_problem:
+        print(f"spyglass: configuration error: {delivery.record_problem}", file=stderr)
+        return EXIT_CONFIG
+    if delivery.sns_code:
+        return delivery.sns_code
+    return EXIT_NOTIFY if delivery.failed and values["fail_on_notify_error"] else EXIT_OK
 
 
 def _isatty(stream) -> bool:

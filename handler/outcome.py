@@ -8,7 +8,8 @@
     policies    always  every scan is published
                 stale   only when something is stale or errored (status stale or errors)
                 change  only when the stale or errored set differs from the last delivered report;
-                        it needs stored state: the Lambda's DynamoDB table, the CLI's state file
+                        it needs stored state: the Lambda's DynamoDB table, the state file of the
+                        CLI and the Action (handler.delivery; the Action's carried by actions/cache)
     fingerprint what `change` compares, over the whole fleet: a digest of the stale containers
                 (by endpoint, name and remote digest), the errored ones (by endpoint, name and
                 reason), the newer versions proposed (by endpoint, name and proposal) and the
@@ -33,7 +34,6 @@ EXIT_NOTIFY = 4
 EXIT_INTERRUPTED = 130
 
 NOTIFY_POLICIES = ("always", "stale", "change")
-STATELESS_POLICIES = ("always", "stale")  # what a place without stored state (the Action) can honour
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@
     sources   where values come from: flags, the environment, Action inputs, a Lambda event
     resolve   one place's values: its sources in precedence order, then the row's default;
               every problem is collected and reported in one ConfigurationError (exit 2)
+    needs     a value a place refuses unless another setting there is given (the Action's
+              notify: change without the state-file input), said with what to do
 
 Precedence: CLI flag > environment > default; Action input > default (the docker CLI's own
 variables DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH and DOCKER_CONFIG on the runner
@@ -37,7 +39,7 @@ from typing import Iterable, Mapping
 
 from engine.errors import ConfigurationError
 from engine.versions import LEVELS as VERSION_LEVELS
-from handler.outcome import NOTIFY_POLICIES, STATELESS_POLICIES
+from handler.outcome import NOTIFY_POLICIES
 
 CLI, ACTION, LAMBDA = "cli", "action", "lambda"
 PLACES = (CLI, ACTION, LAMBDA)
@@ -236,11 +238,6 @@ class UrlList(Items):
 
 NOTIFY_URLS = UrlList()
 
-# The Action keeps no state between runs, so it cannot compare with the last delivered report.
-_STATELESS = Choice(*STATELESS_POLICIES, refused={
-    "change": "needs stored state: the Lambda's DynamoDB table or the CLI's --state-file"})
-
-
 # -- the table ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -264,6 +261,7 @@ class Setting:
     shown_default: str = ""  # for the docs, when the default is not a plain value
     notes: Mapping[str, str] = field(default_factory=dict)  # place -> what the help adds there
     kinds: Mapping[str, Kind] = field(default_factory=dict)  # place -> a narrower kind there
+    needs: Mapping[str, "Need"] = field(default_factory=dict)  # place -> a value that wants another setting
 
     def kind_in(self, place: str) -> Kind:
         return self.kinds.get(place, self.kind)
@@ -283,6 +281,15 @@ class Setting:
         text = self.default_text(place)
         kind = self.kind_in(place)
         return _expand(self, kind.parse(text), home) if text else kind.empty
+
+
+@dataclass(frozen=True)
+class Need:
+    """A value of one setting that is refused in a place unless another setting there has a value."""
+
+    value: object
+    setting: str  # the row that must be given
+    why: str  # what to do, for the message
 
 
 ENDPOINT, SELECTION, REGISTRIES, OUTPUT, DELIVERY, TIME, NOTIFY, UPDATE = (
@@ -420,8 +427,11 @@ SETTINGS: tuple[Setting, ...] = (
             notes={LAMBDA: "or change (the stale or errored set differs from the last delivered report; needs a "
                            "table)",
                    CLI: "or change (the stale or errored set differs from the last delivered report, kept in "
-                        "--state-file)"},
-            kinds={ACTION: _STATELESS}),
+                        "--state-file)",
+                   ACTION: "or change (the stale or errored set differs from the last delivered report, kept in "
+                           "the state-file input)"},
+            needs={ACTION: Need("change", "state_file", "a runner keeps nothing between runs: give a state-file "
+                                "path and carry it from run to run with actions/cache (docs/github-action.md)")}),
     Setting("token_cache", TokenCache(), "share registry tokens between runs through a DynamoDB table",
             (CLI, ACTION, LAMBDA), default="memory", flags=("--token-cache",), env="TOKEN_CACHE",
             action_input="token-cache", group=DELIVERY,
@@ -448,8 +458,10 @@ SETTINGS: tuple[Setting, ...] = (
             "warning)", (CLI, ACTION), default="false", flags=("--fail-on-notify-error",),
             env="SPYGLASS_FAIL_ON_NOTIFY_ERROR", action_input="fail-on-notify-error", group=NOTIFY),
     Setting("state_file", PATH, "where --notify-when change keeps the last delivered fingerprint per endpoint",
-            (CLI,), flags=("--state-file",), env="SPYGLASS_STATE_FILE", group=NOTIFY,
-            shown_default="$XDG_CACHE_HOME/spyglass/state.json"),
+            (CLI, ACTION), flags=("--state-file",), env="SPYGLASS_STATE_FILE", action_input="state-file",
+            group=NOTIFY, shown_default="$XDG_CACHE_HOME/spyglass/state.json",
+            notes={ACTION: "needed by notify: change; a file in the workspace that actions/cache restores before "
+                           "the step and saves after it"}),
 
     Setting("dry_run", BOOL, "print the plan (containers, order, target digests, hooks) and change nothing",
             (CLI,), default="false", flags=("--dry-run",), group=UPDATE),
@@ -560,12 +572,33 @@ def resolve(place: str, sources: Iterable[Source], *, home: Path | None = None) 
 def collect(place: str, sources: Iterable[Source], problems: list[str], *,
             home: Path | None = None) -> dict[str, object]:
     """As resolve, with each problem appended to ``problems`` (a bad value counts as not given)."""
+    sources = list(sources)
     layers = [read(source, place, problems, home=home) for source in sources]
-    values = {}
+    values, labels = {}, {}
     for row in rows(place):
-        given = [layer[row.name] for layer in layers if row.name in layer]
-        values[row.name] = given[0] if given else row.default_value(place, home)
+        given = [(layer[row.name], source) for layer, source in zip(layers, sources) if row.name in layer]
+        values[row.name] = given[0][0] if given else row.default_value(place, home)
+        labels[row.name] = f"{given[0][1].labels[row.name]} ({given[0][1].kind})" if given else row.name
+    problems += _unmet_needs(place, values, labels)
     return values
+
+
+def _unmet_needs(place: str, values: Mapping[str, object], labels: Mapping[str, str]) -> list[str]:
+    """A problem per value refused in this place for want of another setting (row.needs)."""
+    unmet = []
+    for row in rows(place):
+        need = row.needs.get(place)
+        if need is not None and values[row.name] == need.value and not values[need.setting]:
+            unmet.append(f"{labels[row.name]}: {need.value} needs {_name_in(BY_NAME[need.setting], place)}: "
+                         f"{need.why}")
+    return unmet
+
+
+def _name_in(row: Setting, place: str) -> str:
+    """What a person calls the setting in a place: its input, flag or variable."""
+    if place == ACTION and row.action_input:
+        return f"the {row.action_input} input"
+    return _flag_label(row) if place == CLI and row.flags else row.env or row.name
 
 
 def _parse(kind: Kind, raw: object, source: Source):

@@ -1,4 +1,5 @@
-"""The last delivered fingerprint per run name in a small local file: the CLI's state for NOTIFY=change.
+"""The last delivered fingerprint per run name in a small local file: NOTIFY=change's state for the CLI
+and the Action (which a workflow carries between runs with actions/cache).
 
 The key is the report's name: a fleet of one is named by its endpoint (as before version 2 of
 the report), a fleet by its own name.
@@ -13,7 +14,8 @@ takes an exclusive lock on a sibling ``.lock`` file, reads, updates its endpoint
 and replaces the file atomically (a temporary file in the same folder, flushed, then
 renamed over it), so a crash or a second run never leaves half a file. A file that
 cannot be read or parsed is treated as "never delivered": a repeated message beats a
-lost one; it is said in a warning and replaced on the next delivery.
+lost one; it is said in a warning (through ``warn``: the log, or the Action's annotation)
+and replaced on the next delivery.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 from engine.errors import ConfigurationError
 
@@ -40,12 +42,13 @@ def default_path(env: Mapping[str, str], home: Path) -> Path:
 
 
 class StateFile:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, warn: Callable[[str], None] = log.warning) -> None:
         self.path = path
+        self._warn = warn
 
     def last(self, endpoint: str) -> str | None:
         """The fingerprint last delivered for endpoint; None when never (or the file is unreadable)."""
-        entry = self._read().get(endpoint)
+        entry = self._read(warn=True).get(endpoint)
         return entry.get("fingerprint") if isinstance(entry, dict) else None
 
     def record(self, endpoint: str, fingerprint: str, delivered_at: float) -> None:
@@ -53,26 +56,29 @@ class StateFile:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._locked():
-                endpoints = self._read()
+                endpoints = self._read(warn=False)  # what last() warned about is replaced here
                 endpoints[endpoint] = {"fingerprint": fingerprint, "delivered_at": delivered_at}
                 self._replace(json.dumps({"version": VERSION, "endpoints": endpoints}, indent=1, sort_keys=True))
         except OSError as exc:
             raise ConfigurationError(f"write state file {self.path}: {exc.strerror or exc}") from None
 
-    def _read(self) -> dict:
+    def _read(self, *, warn: bool) -> dict:
         try:
             document = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            log.warning("state file %s cannot be read (%s); treating every endpoint as never notified",
-                        self.path, getattr(exc, "strerror", None) or type(exc).__name__)
-            return {}
+            problem = f"cannot be read ({getattr(exc, 'strerror', None) or type(exc).__name__})"
+            document = None
+        else:
+            problem = "is not spyglass state"
         endpoints = document.get("endpoints") if isinstance(document, dict) else None
-        if not isinstance(endpoints, dict):
-            log.warning("state file %s is not spyglass state; treating every endpoint as never notified", self.path)
-            return {}
-        return endpoints
+        if isinstance(endpoints, dict):
+            return endpoints
+        if warn:
+            self._warn(f"state file {self.path} {problem}; treating every run as never notified (a repeated "
+                       "message rather than a lost one)")
+        return {}
 
     def _replace(self, text: str) -> None:
         descriptor, temporary = tempfile.mkstemp(prefix=".state-", dir=self.path.parent)

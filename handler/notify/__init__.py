@@ -4,8 +4,8 @@
     message  the title, the body grouped by image, cut to a service's length
     send     one report to every URL within a deadline; an Outcome of what was sent and what failed
 
-The policy (always, stale, change) is handler.outcome's, the same as for SNS; the CLI keeps
-`change`'s state in handler.statefile.
+The policy (always, stale, change) is handler.outcome's, the same as for SNS; the CLI and the
+Action apply it through handler.delivery and keep `change`'s state in handler.statefile.
 """
 from __future__ import annotations
 

@@ -343,3 +343,55 @@ def test_notify_urls_get_the_scan_and_a_failing_one_is_an_error_with_fail_on_not
     assert {password, token} <= masks
     logged = "\n".join(line for line in (run.stdout + run.stderr).splitlines() if not line.startswith("::add-mask::"))
     assert password not in logged and token not in logged
+
+
+def test_notify_change_sends_once_per_change_with_the_state_file_a_workflow_caches(stack, demo_fleet, tmp_path):
+    """Runs of a scheduled workflow, the state file carried between them as actions/cache would."""
+    pytest.importorskip("apprise", reason="the notify extra: pip install 'spyglass[notify]'")
+    from tests.notify.servers import Webhooks
+
+    state = tmp_path / "workspace" / ".spyglass" / "state.json"
+
+    def run(n: int, hooks):
+        (tmp_path / f"run-{n}").mkdir()
+        return simulate(tmp_path / f"run-{n}", stack_inputs(stack, ["stale", "web-1"]) | {
+            "notify": "change", "state-file": str(state), "notify-urls": f"json://{hooks.authority}/change"})
+
+    with Webhooks() as hooks:
+        first = run(1, hooks)
+        assert first.code == 0, first.stdout + first.stderr
+        assert len(hooks.to("/change")) == 1 and f"change recorded in {state}" in first.stdout
+        name = json.loads(json.loads(hooks.to("/change")[0].body)["message"])["name"]
+        assert list(json.loads(state.read_text())["endpoints"]) == [name]
+
+        second = run(2, hooks)  # the same stale set: nothing is sent, and the log says why
+        assert second.code == 0 and len(hooks.to("/change")) == 1
+        assert "notify URLs: nothing sent: unchanged since the last delivered report (notify: change)" in second.stdout
+        assert second.commands("warning") == first.commands("warning")  # the stale container's alone
+
+        state.unlink()  # a cache entry expired (seven days unused) or was deleted: the next run sends again
+        third = run(3, hooks)
+        assert third.code == 0 and len(hooks.to("/change")) == 2 and state.is_file()
+
+        state.write_text("{not json")  # a corrupt file: a warning and a send, a repeat rather than a loss
+        fourth = run(4, hooks)
+        assert fourth.code == 0 and len(hooks.to("/change")) == 3
+    [warning] = [w for w in fourth.commands("warning") if "state file" in w.message]
+    assert str(state) in warning.message and "never notified" in warning.message
+    assert list(json.loads(state.read_text())["endpoints"]) == [name]  # replaced by the delivery
+
+
+def test_notify_change_records_nothing_when_a_url_failed_so_the_next_run_tries_again(stack, demo_fleet, tmp_path):
+    pytest.importorskip("apprise", reason="the notify extra: pip install 'spyglass[notify]'")
+    from tests.notify.servers import Webhooks
+
+    state = tmp_path / "state.json"
+    with Webhooks() as hooks:
+        for n in (1, 2):
+            (tmp_path / f"run-{n}").mkdir()
+            run = simulate(tmp_path / f"run-{n}", stack_inputs(stack, ["stale"]) | {
+                "notify": "change", "state-file": str(state),
+                "notify-urls": f"json://{hooks.authority}/change\njson://{hooks.authority}/fail"})
+            assert run.code == 0 and any("not notified" in w.message for w in run.commands("warning"))
+        assert len(hooks.to("/change")) == 2 and len(hooks.to("/fail")) == 2
+    assert not state.exists()

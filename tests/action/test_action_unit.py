@@ -123,7 +123,8 @@ def test_an_unreachable_daemon_exits_3_with_an_error_line_and_a_summary(tmp_path
     ({"registry-ca": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}, "registry-ca"),
     ({"tls-cert": KEY}, "cert and key"),
     ({"notify": "sometimes"}, "notify"),
-    ({"notify": "change"}, "DynamoDB"),
+    ({"notify": "change"}, "change needs the state-file input"),  # a runner keeps no state of its own
+    ({"notify": "Change", "state-file": "  "}, "actions/cache"),
 ])
 def test_bad_inputs_exit_2_before_any_connection_and_name_the_input(tmp_path, inputs, named):
     with CountingListener() as daemon:
@@ -158,6 +159,26 @@ def test_output_html_is_refused_with_where_the_page_goes_instead(tmp_path):
         read_settings({env_name("output"): "html", env_name("host"): "tcp://127.0.0.1:1"}, tmp_path)
     assert "output (Action input)" in str(refused.value) and "report-html" in str(refused.value)
 
+def test_notify_change_is_taken_with_a_state_file_relative_to_the_workspace(tmp_path):
+    from handler.action import read_settings
+
+    values = read_settings({env_name("notify"): "change", env_name("state-file"): ".spyglass/state.json"}, tmp_path)
+    assert (values["notify"], values["state_file"]) == ("change", ".spyglass/state.json")
+    assert read_settings({env_name("state-file"): "~/s.json"}, tmp_path)["state_file"] == str(tmp_path / "s.json")
+
+
+def test_the_refusal_of_change_names_the_input_and_says_how_to_keep_the_file(tmp_path):
+    from engine.errors import ConfigurationError
+    from handler.action import read_settings
+
+    with pytest.raises(ConfigurationError) as refused:
+        read_settings({env_name("notify"): "change", env_name("timeout"): "soon"}, tmp_path)
+    message = str(refused.value)
+    assert message.startswith("timeout (Action input)")  # every problem at once
+    assert "notify (Action input): change needs the state-file input" in message
+    assert "actions/cache" in message and "docs/github-action.md" in message
+
+
 # -- the fleet input ---------------------------------------------------------------------------
 
 def test_the_fleet_input_masks_the_pem_inside_it_and_leaves_hosts_readable():
@@ -189,3 +210,18 @@ def test_a_bad_fleet_item_exits_2_naming_it(tmp_path):
     run = simulate(tmp_path, {"fleet": json.dumps([{"host": "tcp://a.example:2376", "scope": 5}])})
     assert run.code == 2
     assert "fleet item 1 (tcp://a.example:2376): scope: expected a string, got a number" in run.stdout
+
+
+def test_a_state_file_that_cannot_be_written_exits_2_after_saying_what_was_published(tmp_path):
+    from tests.notify.test_delivery import TOPIC, Publisher
+    from tests.unit.test_report import sample
+
+    (tmp_path / "a-file").write_text("")
+    publisher = Publisher()
+    run = simulate(tmp_path, {"host": UNROUTABLE, "notify": "change", "sns-topic-arn": TOPIC,
+                              "state-file": str(tmp_path / "a-file" / "state.json")},
+                   scan=lambda config, **kwargs: sample(), load_publisher=publisher.load)
+    assert run.code == 2 and len(publisher.published) == 1
+    assert f"report published to {TOPIC} (message m-1)" in run.stdout
+    [error] = [e for e in run.commands("error") if e.message.startswith("notify:")]  # not the gone container's
+    assert error.message.startswith("notify: configuration error: write state file") and "a-file" in error.message
