@@ -125,7 +125,12 @@ def test_batches_that_start_together_send_one_head_between_them(aws):
         return 200, {"Docker-Content-Digest": digest, "Content-Type": DOCKER_MANIFEST}, b""
 
     pools = TablePools([("GET", "/v2/", lambda _: (200, {}, b"")), ("HEAD", "/v2/", slow_head)])
-    caches = [cache(aws, SystemClock()) for _ in range(4)]
+    # DynamoDB checks a condition and writes as one step; moto does the two with no lock between them,
+    # so four threads could all pass the same check. One lock around each call gives the service's
+    # atomicity back (the calls still interleave as four batches' would).
+    atomic = _Serialized(aws.client("dynamodb"), threading.Lock())
+    caches = [DynamoDigestCache(aws.table, run="run-1", client=atomic, clock=SystemClock(), ttl=300.0)
+              for _ in range(4)]
     answers, start = [], threading.Barrier(len(caches))
 
     def batch(digests) -> None:
@@ -170,3 +175,21 @@ def test_a_claim_older_than_its_time_is_taken_over(aws, clock):
     clock.advance(6)
     late = cache(aws, clock)
     assert late.get(KEY) is None and late.stats()["claims"] == 1 and late.stats()["waits"] == 0
+
+
+class _Serialized:
+    """A client whose calls run one at a time (see the test above)."""
+
+    def __init__(self, client, lock):
+        self._client, self._lock = client, lock
+
+    def __getattr__(self, name):
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def call(*args, **kwargs):
+            with self._lock:
+                return method(*args, **kwargs)
+        return call
+
