@@ -49,7 +49,7 @@ def handler(event, context):
 
 def invoke(event, context, *, env, clients, now=time.time, log_stream=None) -> dict:
     """One aggregation with its environment and AWS clients passed in (tests call this)."""
-    from handler.aws.lambda_function import _remaining_seconds, json_logs
+    from handler.aws.lambda_function import remaining_seconds, json_logs
     from handler.aws.notifyurls import with_secret_urls
     from handler.aws.settings import early_log_level, settings_from_env
 
@@ -65,7 +65,7 @@ def invoke(event, context, *, env, clients, now=time.time, log_stream=None) -> d
         try:
             return aggregate(event, settings=settings, clients=clients, run_id=run_id, now=now,
                              function_name=getattr(context, "function_name", ""),
-                             remaining=lambda: _remaining_seconds(context))
+                             remaining=lambda: remaining_seconds(context))
         except Exception as exc:
             log.error("fleet aggregation failed: %s", exc, extra={"error_class": type(exc).__name__})
             raise

@@ -174,7 +174,7 @@ def _several(settings, targets, scan_id: str, context, runtime: Runtime, *, run_
     result = {"scan_id": scan_id, "status": doc["status"], "summary": doc["summary"],
               "report_location": location.uri if location else None}
     return result | notify_once(settings, runtime.clients, doc, run_id, location, runtime.clock.now,
-                                remaining=lambda: _remaining_seconds(context),
+                                remaining=lambda: remaining_seconds(context),
                                 function_name=getattr(context, "function_name", ""))
 
 
@@ -182,7 +182,7 @@ def _notify_urls(settings, report, scan_id: str, failure, context, location, pag
     from handler.aws.notifyurls import send_urls
 
     return send_urls(settings, report, scan_id=scan_id, where=location or f"the function's log (scan {scan_id})",
-                     remaining=_remaining_seconds(context), function_name=getattr(context, "function_name", ""),
+                     remaining=remaining_seconds(context), function_name=getattr(context, "function_name", ""),
                      now=lambda: report.finished_at, failure=failure, page=page)
 
 
@@ -292,7 +292,7 @@ def _record(state, endpoint: str, current: str, scan_id: str, finished_at: float
 
 def _scan_budget(settings, context) -> float | None:
     """Seconds the scan may take: what Lambda leaves minus the delivery margin, within SPYGLASS_TIMEOUT."""
-    remaining = _remaining_seconds(context)
+    remaining = remaining_seconds(context)
     if remaining is None:
         return settings.timeout
     budget = remaining - settings.delivery_margin
@@ -302,7 +302,8 @@ def _scan_budget(settings, context) -> float | None:
     return budget if settings.timeout is None else min(settings.timeout, budget)
 
 
-def _remaining_seconds(context) -> float | None:
+def remaining_seconds(context) -> float | None:
+    """What Lambda leaves this invocation (None outside Lambda); the aggregation function's too."""
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     return remaining() / 1000.0 if callable(remaining) else None
 
