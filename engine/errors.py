@@ -6,6 +6,7 @@
     ├── DaemonError                the Docker endpoint could not be listed (exit code 3)
     ├── UnavailableError           a service spyglass relies on was busy or unreachable
     │                              (a throttled or failing AWS API): temporary (exit code 3)
+    ├── ReportDocumentError        a JSON report that is not schema_version 2's shape
     └── RegistryError              a registry operation failed; carries registry, repository, status
         ├── UnauthorizedError      401/403, or credentials refused
         ├── NotFoundError          404, or MANIFEST_UNKNOWN / NAME_UNKNOWN
@@ -53,6 +54,13 @@ class ConfigurationError(SpyglassError):
     """
 
     reason = "configuration"
+
+
+class ReportDocumentError(SpyglassError):
+    """A JSON report read back (Report.from_dict) that is not a schema_version 2 document; the
+    message names the first offending field by its path (``endpoints[3].containers[0].status``)."""
+
+    reason = "invalid-report"
 
 
 class DaemonError(SpyglassError):

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from importlib import resources
 from typing import Iterable
 
+from .errors import ReportDocumentError
 from .text import markdown, one_line
 from .versions import Newer
 
@@ -219,6 +220,26 @@ class Report:
         """Every container by status, then name (for a fleet of one, its table order)."""
         return sorted(self.containers, key=lambda c: (STATUS_ORDER[c.status], c.name))
 
+    @classmethod
+    def from_dict(cls, document) -> Report:
+        """The report whose to_dict() is document (schema_version 2), as a stored report or a message
+        carries it; other top-level fields (the fleet aggregation's ``run``) are left out.
+
+        Counts, statuses and the order of containers are derived again, not read: a document whose
+        counts disagree with its containers comes back with the counts its containers give.
+        ReportDocumentError names the first field that does not fit the shape."""
+        if not isinstance(document, dict):
+            raise ReportDocumentError("report document: expected a JSON object")
+        if document.get("schema_version") != SCHEMA_VERSION:
+            raise ReportDocumentError(f"report document: schema_version {document.get('schema_version')!r}, "
+                                      f"expected {SCHEMA_VERSION}")
+        started, finished = _read_times(document)
+        return cls(_read(document, "name", "", str), started, finished,
+                   tuple(_read_endpoint(e, f"endpoints[{i}]")
+                         for i, e in enumerate(_read(document, "endpoints", "", list))),
+                   tuple(_read_registry(r, f"registries[{i}]")
+                         for i, r in enumerate(_read(document, "registries", "", list))))
+
     def to_dict(self) -> dict:
         return {
             "schema_version": SCHEMA_VERSION,
@@ -231,6 +252,100 @@ class Report:
             "registries": [r.to_dict() for r in sorted(self.registries, key=lambda r: r.name)],
             "endpoints": [e.to_dict() for e in self.endpoints],
         }
+
+
+# -- the document read back (Report.from_dict) ----------------------------------
+
+_KINDS = {str: "a string", list: "a list", dict: "an object", int: "an integer"}
+
+
+def _read(obj: dict, key: str, where: str, kind: type, *, optional: bool = False):
+    """obj[key] when it is of kind (None for an optional field left out or null)."""
+    value = obj.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        path = f"{where}.{key}" if where else key
+        raise ReportDocumentError(f"report document: {path}: expected {_KINDS[kind]}"
+                                  + (" or null" if optional else ""))
+    return value
+
+
+def _read_object(value, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ReportDocumentError(f"report document: {where}: expected an object")
+    return value
+
+
+def _read_choice(obj: dict, key: str, where: str, choices: Iterable[str]) -> str:
+    value = _read(obj, key, where, str)
+    if value not in choices:
+        raise ReportDocumentError(f"report document: {where}.{key}: {one_line(value, 40)!r} is none of "
+                                  + ", ".join(choices))
+    return value
+
+
+def _read_times(document: dict) -> tuple[float, float]:
+    """(started_at, finished_at) placed within their written millisecond so that the duration comes
+    back as written: the document's times are cut to the millisecond, its duration was not."""
+    started, finished = (_read_instant(document, key) for key in ("started_at", "finished_at"))
+    duration = _read(document, "duration_ms", "", int, optional=True)
+    if duration is not None:
+        off = duration - round((finished - started) * 1000)  # -1, 0 or 1 for a document to_dict wrote
+        if off in (-1, 0, 1):
+            started, finished = started + (0.5 - 0.4 * off) / 1000, finished + (0.5 + 0.4 * off) / 1000
+    return started, finished
+
+
+def _read_instant(document: dict, key: str) -> float:
+    text = _read(document, key, "", str)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ReportDocumentError(f"report document: {key}: {one_line(text, 40)!r} is no ISO 8601 time") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _read_endpoint(value, where: str) -> EndpointResult:
+    e = _read_object(value, where)
+    status = _read_choice(e, "status", where, ("ok", STALE, "errors", UNREACHABLE, ENDPOINT_ERROR))
+    optional = {key: _read(e, key, where, str, optional=True) for key in ("reason", "error", "api_version")}
+    containers = tuple(_read_container(c, f"{where}.containers[{i}]")
+                       for i, c in enumerate(_read(e, "containers", where, list)))
+    return EndpointResult(_read(e, "endpoint", where, str), containers, name=_read(e, "name", where, str),
+                          failure=status if status in (UNREACHABLE, ENDPOINT_ERROR) else None, **optional)
+
+
+def _read_container(value, where: str) -> ContainerResult:
+    c = _read_object(value, where)
+    optional = {key: _read(c, key, where, str, optional=True)
+                for key in ("reason", "reference", "registry", "remote_digest", "error", "versions_error")}
+    digests = _read(c, "local_digests", where, list)
+    if not all(isinstance(d, str) for d in digests):
+        raise ReportDocumentError(f"report document: {where}.local_digests: expected a list of strings")
+    newer = _read(c, "newer", where, dict, optional=True)
+    action = _read(c, "action", where, dict, optional=True)
+    return ContainerResult(
+        _read(c, "id", where, str), _read(c, "name", where, str), _read(c, "image", where, str),
+        _read_choice(c, "status", where, tuple(STATUS_ORDER)), local_digests=tuple(digests),
+        newer=None if newer is None else Newer(**{level: _read(newer, level, f"{where}.newer", str, optional=True)
+                                                  for level in ("patch", "minor", "major")}),
+        action=None if action is None else _read_action(action, f"{where}.action"), **optional)
+
+
+def _read_action(a: dict, where: str) -> Action:
+    return Action(_read_choice(a, "action", where, ACTIONS),
+                  **{key: _read(a, key, where, str, optional=True)
+                     for key in ("reason", "error", "old_digest", "new_digest")},
+                  duration_ms=_read(a, "duration_ms", where, int, optional=True))
+
+
+def _read_registry(value, where: str) -> RegistrySummary:
+    r = _read_object(value, where)
+    requests, rate_limit = _read(r, "requests", where, dict), _read(r, "rate_limit", where, dict, optional=True)
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in requests.values()):
+        raise ReportDocumentError(f"report document: {where}.requests: expected counts (integers)")
+    return RegistrySummary(_read(r, "name", where, str), dict(requests), dict(rate_limit or {}))
 
 
 @dataclass(frozen=True)

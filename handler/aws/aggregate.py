@@ -13,10 +13,13 @@
     4. one EMF line (UnscannedEndpoints, FailedBatches ...: the template's alarm watches it)
     5. NOTIFY: always, stale, or change against the fleet's last delivered fingerprint
        (handler.outcome's decide and document_fingerprint, DynamoDB's NotifyState under
-       "fleet:<name>"); then one SNS message for the whole run
+       "fleet:<name>"); then one SNS message for the whole run, and the same report to the
+       notify URLs (SPYGLASS_NOTIFY, SPYGLASS_NOTIFY_SECRET: handler/aws/notifyurls.py) within
+       the time the function has left; the state is recorded only when every URL took it
 
 A failure to read the results or to publish fails the invocation, so the state machine's retry
-acts and, after it, the execution fails (the ExecutionsFailed alarm).
+acts and, after it, the execution fails (the ExecutionsFailed alarm). A notify URL that fails
+does not (the retry would publish to SNS again): an error line and the NotifyFailures metric.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import os
 import re
 import time
 from datetime import datetime, timezone
+from typing import Callable
 
 log = logging.getLogger("spyglass.aggregate")
 
@@ -45,27 +49,38 @@ def handler(event, context):
 
 def invoke(event, context, *, env, clients, now=time.time, log_stream=None) -> dict:
     """One aggregation with its environment and AWS clients passed in (tests call this)."""
-    from handler.aws.lambda_function import json_logs
+    from handler.aws.lambda_function import remaining_seconds, json_logs
+    from handler.aws.notifyurls import with_secret_urls
     from handler.aws.settings import early_log_level, settings_from_env
 
     run_id = str((event or {}).get("run") or getattr(context, "aws_request_id", "") or "run")
-    with json_logs(early_log_level(env), log_stream, {"scan_id": run_id, "correlation_id": run_id}):
+    static = {"scan_id": run_id, "correlation_id": run_id}
+    with json_logs(early_log_level(env), log_stream, static):
         try:
-            settings = settings_from_env(env)
+            settings = with_secret_urls(settings_from_env(env), clients)
+        except Exception as exc:
+            log.error("fleet aggregation failed: %s", exc, extra={"error_class": type(exc).__name__})
+            raise
+    with json_logs(settings.log_level, log_stream, static, settings.notify_urls):
+        try:
             return aggregate(event, settings=settings, clients=clients, run_id=run_id, now=now,
-                             function_name=getattr(context, "function_name", ""))
+                             function_name=getattr(context, "function_name", ""),
+                             remaining=lambda: remaining_seconds(context))
         except Exception as exc:
             log.error("fleet aggregation failed: %s", exc, extra={"error_class": type(exc).__name__})
             raise
 
 
-def aggregate(event: dict, *, settings, clients, run_id: str, now, function_name: str = "") -> dict:
+def aggregate(event: dict, *, settings, clients, run_id: str, now, function_name: str = "",
+              remaining: Callable[[], float | None] = lambda: None) -> dict:
     """Steps 1 to 5 of the module docstring; returns what the state machine's next state reads."""
     from handler.aws import metrics
     from handler.aws.fleetreport import merge, resolve_offloaded
+    from handler.aws.notifyurls import require_apprise
     from handler.aws.resultwriter import ResultReader
 
     event = _checked(event)
+    require_apprise(settings)  # before the merge: URLs set and no Apprise is a configuration error
     reader = ResultReader(clients.client("s3"))
     results = event["results"]
     outcome = event.get("outcome") or {}
@@ -84,7 +99,8 @@ def aggregate(event: dict, *, settings, clients, run_id: str, now, function_name
     result = {"run": run_id, "status": doc["status"], "summary": doc["summary"],
               "unscanned_endpoints": doc["run"]["unscanned_endpoints"],
               "report_location": location.uri if location else None}
-    return result | notify_once(settings, clients, doc, run_id, location, now)
+    return result | notify_once(settings, clients, doc, run_id, location, now, remaining=remaining,
+                                function_name=function_name)
 
 
 def _checked(event) -> dict:
@@ -168,12 +184,13 @@ def json_bytes(doc: dict) -> bytes:
     return buffer.getvalue()
 
 
-def notify_once(settings, clients, doc: dict, run_id: str, location, now) -> dict:
-    """The NOTIFY decision and, when it says so, the one message of the run."""
-    from handler.aws.clients import arn_region, aws_errors, error_code
+def notify_once(settings, clients, doc: dict, run_id: str, location, now, *,
+                remaining: Callable[[], float | None] = lambda: None, function_name: str = "") -> dict:
+    """The NOTIFY decision, made once for SNS and the notify URLs, and, when it says so, the one
+    message of the run to each; the state is recorded only when every notify URL took it."""
+    from handler.aws.clients import aws_errors, error_code
     from handler.aws.dynamodb import DeliveredState, NotifyState
-    from handler.aws.fleetreport import message
-    from handler.aws.sns import Publisher
+    from handler.aws.notifyurls import send_urls
     from handler.outcome import decide, document_fingerprint
 
     key = f"fleet:{doc['name']}"
@@ -186,20 +203,34 @@ def notify_once(settings, clients, doc: dict, run_id: str, location, now) -> dic
         except aws_errors() as exc:
             log.warning("read the fleet's last delivered report failed (%s); notifying anyway", error_code(exc))
     decision = decide(settings.notify, doc["status"], current, last)
-    if not decision.notify or not settings.topic_arn:
+    if not decision.notify or not (settings.topic_arn or settings.notify_urls):
         why = decision.reason if not decision.notify else "no SNS_TOPIC_ARN set"
         log.info("notification skipped: %s", why)
         return {"notified": False, "notify_reason": why}
-    sent = message(doc, run_id=run_id, location=location)
-    publisher = Publisher(clients.client("sns", region=arn_region(settings.topic_arn)), settings.topic_arn)
-    message_id = publisher.publish(sent, scan_id=run_id, endpoint=key)  # DeliveryError: the task's retry
-    log.info("fleet report delivered", extra={"message_id": message_id, "bytes": sent.size,
-                                             "truncated": sent.truncated})
-    if state is not None:
+    result = {"notified": False, "notify_reason": decision.reason}
+    if settings.topic_arn:
+        result |= _publish(settings, clients, doc, run_id, location)
+    where = location.uri if location is not None else f"nowhere: no REPORT_BUCKET (run {run_id})"
+    result |= send_urls(settings, doc, scan_id=run_id, where=where, remaining=remaining(),
+                        function_name=function_name, now=now)
+    if state is not None and not result.get("notify_failed"):
         try:
             state.record(key, DeliveredState(current, run_id, now()))
         except aws_errors() as exc:
             log.warning("record the delivered fleet report failed (%s); the next run may notify again",
                         error_code(exc))
-    return {"notified": True, "notify_reason": decision.reason, "message_id": message_id,
-            "message_bytes": sent.size, "truncated": sent.truncated}
+    return result
+
+
+def _publish(settings, clients, doc: dict, run_id: str, location) -> dict:
+    """The run's one SNS message (a DeliveryError fails the invocation: the task's retry)."""
+    from handler.aws.clients import arn_region
+    from handler.aws.fleetreport import message
+    from handler.aws.sns import Publisher
+
+    sent = message(doc, run_id=run_id, location=location)
+    publisher = Publisher(clients.client("sns", region=arn_region(settings.topic_arn)), settings.topic_arn)
+    message_id = publisher.publish(sent, scan_id=run_id, endpoint=f"fleet:{doc['name']}")
+    log.info("fleet report delivered", extra={"message_id": message_id, "bytes": sent.size,
+                                             "truncated": sent.truncated})
+    return {"notified": True, "message_id": message_id, "message_bytes": sent.size, "truncated": sent.truncated}

@@ -11,9 +11,11 @@
          link to it (SPYGLASS_REPORT_LINK_EXPIRY) for the messages below
          publish to SNS (S3 for large reports); on failure the report goes to the log
          and the invocation fails, so Lambda's retry and on-failure destination act
-      6. send to the SPYGLASS_NOTIFY URLs (Apprise) within the time left; a URL that fails
-         is an error in the log and in the result, and the state is not recorded, so the
-         next scan tries again (the invocation itself succeeds: SNS already has the report)
+      6. send to the SPYGLASS_NOTIFY URLs (Apprise, handler/aws/notifyurls.py) within the time
+         left; a URL that fails is an error in the log and in the result, and the state is not
+         recorded, so the next scan tries again (the invocation itself succeeds: SNS already has
+         the report). An event's list or fleet list does steps 3 to 6 once for all its endpoints
+         (one report, one message: handler/aws/aggregate.py's notify_once)
 
 Warm invocations share the AWS clients, the HTTP pools and the ECR tokens
 (:class:`Runtime`); each gets a fresh in-memory registry token cache, backed by
@@ -81,6 +83,7 @@ def handler(event, context):
 def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
     """One invocation with its environment and shared runtime passed in (tests call this)."""
     from engine.errors import SpyglassError
+    from handler.aws.notifyurls import with_secret_urls
     from handler.aws.settings import early_log_level, settings_from_env, targets_for
 
     request_id = getattr(context, "aws_request_id", "") or str(uuid.uuid4())
@@ -88,7 +91,7 @@ def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
         try:
             settings = settings_from_env(env)
             targets = targets_for(event, settings.endpoint)
-            settings = _with_secret_notify_urls(settings, runtime)
+            settings = with_secret_urls(settings, runtime.clients)
         except SpyglassError as exc:  # a configuration error, or the notify URLs' secret unreadable
             log.error("%s", exc)
             raise
@@ -111,25 +114,12 @@ def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
                 raise
 
 
-def _with_secret_notify_urls(settings, runtime: Runtime):
-    """settings with SPYGLASS_NOTIFY_SECRET's URLs added, read before any log line could carry them."""
-    if not settings.notify_urls_secret:
-        return settings
-    from dataclasses import replace
-
-    from handler.aws.secrets import fetch_notify_urls
-
-    urls = fetch_notify_urls(settings.notify_urls_secret, secrets_client=runtime.clients.client("secretsmanager"))
-    return replace(settings, notify_urls=settings.notify_urls + urls)
-
-
 def _invocation(settings, spec, scan_id: str, context, runtime: Runtime, *, run_id: str) -> dict:
     from handler.aws import metrics
+    from handler.aws.notifyurls import require_apprise
     from handler.outcome import decide, fingerprint
 
-    if settings.notify_urls:
-        from handler.notify import load_apprise
-        load_apprise()  # not in the package: a configuration error before the scan
+    require_apprise(settings)  # not in the package: a configuration error before the scan
     budget = _scan_budget(settings, context)
     log.info("scan started", extra={"scan_budget_s": budget, "notify": settings.notify})
     report, failure, stores = _scan(settings, spec, runtime, budget, run_id)
@@ -162,7 +152,10 @@ def _several(settings, targets, scan_id: str, context, runtime: Runtime, *, run_
     from handler.aws.aggregate import notify_once, store_report
     from handler.aws.batch import batch_output, fleet_endpoints
     from handler.aws.fleetscan import scan_endpoints
+    from handler.aws.notifyurls import require_apprise
 
+    if not targets.batch:  # a batch returns its report: the aggregation step sends
+        require_apprise(settings)
     specs = targets.endpoints
     if targets.fleet is not None:
         specs = fleet_endpoints(targets.fleet, settings.endpoint, s3=runtime.clients.client("s3"))
@@ -180,28 +173,17 @@ def _several(settings, targets, scan_id: str, context, runtime: Runtime, *, run_
     location = store_report(runtime.clients, settings, doc, run_id)
     result = {"scan_id": scan_id, "status": doc["status"], "summary": doc["summary"],
               "report_location": location.uri if location else None}
-    return result | notify_once(settings, runtime.clients, doc, run_id, location, runtime.clock.now)
+    return result | notify_once(settings, runtime.clients, doc, run_id, location, runtime.clock.now,
+                                remaining=lambda: remaining_seconds(context),
+                                function_name=getattr(context, "function_name", ""))
 
 
 def _notify_urls(settings, report, scan_id: str, failure, context, location, page=None) -> dict:
-    """The notify URLs within the time the function has left; failures named without their secrets."""
-    if not settings.notify_urls:
-        return {}
-    from handler.notify import send
+    from handler.aws.notifyurls import send_urls
 
-    remaining = _remaining_seconds(context)
-    deadline = settings.notify_timeout if remaining is None else max(0.5, min(settings.notify_timeout,
-                                                                             remaining - 1.0))
-    where = location or f"the function's log (scan {scan_id})"
-    outcome = send(settings.notify_urls, report, deadline=deadline, where=where, failure=failure,
-                   link=page.line() if page is not None else "")
-    for problem in outcome.failed:
-        log.error("%s: not notified: %s", problem.target, problem.reason)
-    from handler.aws import metrics
-
-    metrics.emit_notify_failures(len(outcome.failed), function_name=getattr(context, "function_name", ""),
-                                 timestamp_ms=round(report.finished_at * 1000), properties={"scan_id": scan_id})
-    return {"notify_sent": list(outcome.sent), "notify_failed": [f.target for f in outcome.failed]}
+    return send_urls(settings, report, scan_id=scan_id, where=location or f"the function's log (scan {scan_id})",
+                     remaining=remaining_seconds(context), function_name=getattr(context, "function_name", ""),
+                     now=lambda: report.finished_at, failure=failure, page=page)
 
 
 def _scan(settings, spec, runtime: Runtime, budget: float | None, run_id: str):
@@ -310,7 +292,7 @@ def _record(state, endpoint: str, current: str, scan_id: str, finished_at: float
 
 def _scan_budget(settings, context) -> float | None:
     """Seconds the scan may take: what Lambda leaves minus the delivery margin, within SPYGLASS_TIMEOUT."""
-    remaining = _remaining_seconds(context)
+    remaining = remaining_seconds(context)
     if remaining is None:
         return settings.timeout
     budget = remaining - settings.delivery_margin
@@ -320,7 +302,8 @@ def _scan_budget(settings, context) -> float | None:
     return budget if settings.timeout is None else min(settings.timeout, budget)
 
 
-def _remaining_seconds(context) -> float | None:
+def remaining_seconds(context) -> float | None:
+    """What Lambda leaves this invocation (None outside Lambda); the aggregation function's too."""
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     return remaining() / 1000.0 if callable(remaining) else None
 

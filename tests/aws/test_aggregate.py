@@ -347,3 +347,71 @@ def test_the_fleet_fingerprint_of_a_document_is_the_reports_own():
     assert document_fingerprint(moved.to_dict()) == fingerprint(report)  # order never counts
     fewer = Report("prod", 1.0, 2.0, report.endpoints[:2])
     assert document_fingerprint(fewer.to_dict()) != fingerprint(report)
+
+
+def test_the_run_sends_its_one_report_to_the_notify_urls_from_the_secret_and_a_failing_one_is_a_metric(aws):
+    pytest.importorskip("apprise", reason="the notify extra: pip install 'spyglass[notify]'")
+    from tests.notify.servers import Webhooks
+    from tests.reportdoc import read_back
+    from .test_lambda import notify_metric
+
+    token = "tok-fleet-5d7c19"
+    fleet_list(aws, 3)
+    writer = MapRunWriter(aws)
+    as_written = read_back(batch_report([0, 1]))  # containers in the engine's order, counts filled in
+    map_output = writer.write(SUCCEEDED=[child([0, 1], writer.run, output=as_written)],
+                              FAILED=[child([2], writer.run, "FAILED", error="Lambda.Unknown", cause="")])
+    stream, printed = io.StringIO(), io.StringIO()
+    with Webhooks() as hooks:
+        aws.put_secret("spyglass/notify", json.dumps([f"json://{hooks.authority}/hooks/{token}",
+                                                      f"form://{hooks.authority}/fail/{token}"]))
+        environment = env(aws, SPYGLASS_NOTIFY_SECRET="spyglass/notify", SPYGLASS_LOG_LEVEL="debug")
+        import contextlib
+        with contextlib.redirect_stdout(printed):
+            result = run(aws, writer.event(map_output), environment, stream=stream)
+    [delivery] = hooks.to(f"/hooks/{token}")
+    payload = json.loads(delivery.body)
+    report = json.loads(payload["message"])
+    jsonschema.validate(report, SCHEMA)
+    assert report == {k: v for k, v in stored(aws, result).items() if k != "run"}  # the stored report, whole
+    assert payload["title"] == "spyglass: prod: 2 stale, 0 errors (6 containers on 3 endpoints, 1 not listed)"
+    assert result["notified"] and len(aws.receive(aws.raw_queue)) == 1  # SNS as before, once
+    assert result["notify_sent"] == [f"notify URL 1 (json://{hooks.authority}…)"]
+    assert result["notify_failed"] == [f"notify URL 2 (form://{hooks.authority}…)"]
+    log = stream.getvalue()
+    assert "notify URL 2" in log and "not notified" in log and token not in log + printed.getvalue()
+    assert notify_metric(printed.getvalue())["NotifyFailures"] == 1
+
+
+def test_under_notify_change_an_unchanged_run_sends_to_no_url_and_a_failed_url_is_tried_again(aws):
+    pytest.importorskip("apprise", reason="the notify extra: pip install 'spyglass[notify]'")
+    from tests.notify.servers import Webhooks
+
+    fleet_list(aws, 2)
+    results = []
+    with Webhooks() as hooks:
+        good, failing = f"json://{hooks.authority}/hooks/fleet", f"json://{hooks.authority}/fail/fleet"
+        for urls in ([good, failing], [good], [good]):  # the failure keeps the state unrecorded
+            writer = MapRunWriter(aws, run=f"exec-{len(results)}")
+            output = writer.write(SUCCEEDED=[child([0, 1], writer.run)])
+            environment = env(aws, NOTIFY="change", SPYGLASS_NOTIFY=",".join(urls))
+            results.append(run(aws, writer.event(output), environment))
+    assert [r["notified"] for r in results] == [True, True, False]
+    assert results[0]["notify_failed"] == [f"notify URL 2 (json://{hooks.authority}…)"]
+    assert results[2]["notify_reason"] == "unchanged since the last delivered report"
+    assert len(hooks.to("/hooks/fleet")) == 2 and len(aws.receive(aws.raw_queue)) == 2
+
+
+def test_without_a_topic_the_notify_urls_still_get_the_run(aws):
+    pytest.importorskip("apprise", reason="the notify extra: pip install 'spyglass[notify]'")
+    from tests.notify.servers import Webhooks
+
+    fleet_list(aws, 1)
+    writer = MapRunWriter(aws)
+    output = writer.write(SUCCEEDED=[child([0], writer.run)])
+    with Webhooks() as hooks:
+        environment = env(aws, SPYGLASS_NOTIFY=f"json://{hooks.authority}/hooks/fleet")
+        del environment["SNS_TOPIC_ARN"]
+        result = run(aws, writer.event(output), environment)
+    assert not result["notified"] and result["notify_sent"] and len(hooks.to("/hooks/fleet")) == 1
+    assert aws.receive(aws.raw_queue) == []

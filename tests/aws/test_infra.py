@@ -252,3 +252,20 @@ def test_the_topics_take_the_optional_key_and_the_function_may_use_it(template):
     key_statements = [s for s in statements(template) if s.get("Resource") == {"Ref": "TopicKmsKeyArn"}]
     assert key_statements  # the scanner's role and, in fleet mode, the aggregator's: both publish
     assert all(s["Action"] == ["kms:GenerateDataKey", "kms:Decrypt"] for s in key_statements)
+
+
+def test_the_aggregation_sends_to_the_notify_urls_of_the_secret_and_may_read_only_that_prefix(template):
+    functions = resources(template, "AWS::Serverless::Function")
+    aggregator = functions["AggregatorFunction"]["Properties"]["Environment"]["Variables"]
+    assert aggregator["SPYGLASS_NOTIFY_SECRET"] == {"Ref": "NotifyUrlsSecret"}
+    role = resources(template, "AWS::IAM::Role")["AggregatorRole"]["Properties"]
+    [notify] = [p["Fn::If"] for p in role["Policies"] if "Fn::If" in p and p["Fn::If"][0] == "FleetNotifySecret"]
+    assert notify[2] == {"Ref": "AWS::NoValue"}  # no secret given: no grant
+    read, key = notify[1]["PolicyDocument"]["Statement"]
+    assert read["Action"] == "secretsmanager:GetSecretValue" and read["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPrefix}*"}
+    assert key["Fn::If"][0] == "HasSecretsKey" and key["Fn::If"][1]["Action"] == "kms:Decrypt"
+    watched = {a["Properties"]["Dimensions"][0]["Value"]["Ref"]
+               for a in resources(template, "AWS::CloudWatch::Alarm").values()
+               if a["Properties"]["MetricName"] == "NotifyFailures"}
+    assert watched == {"ScannerFunction", "AggregatorFunction"}

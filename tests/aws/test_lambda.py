@@ -144,3 +144,52 @@ def test_an_unreadable_notify_secret_fails_before_the_scan_naming_only_the_secre
         run(env, aws)
     assert "tok-hidden-55" not in str(caught.value) + caught.value.log
     assert aws.client("sns") and "scan started" not in caught.value.log
+
+
+def notify_metric(printed: str) -> dict:
+    """The NotifyFailures line among what the function printed (the EMF lines go to stdout)."""
+    lines = [json.loads(line) for line in printed.splitlines() if line.startswith("{")]
+    [metric] = [line for line in lines if line.get("message") == "notify metrics"]
+    return metric
+
+
+def test_a_list_event_sends_its_one_report_to_the_notify_urls_and_a_failing_one_is_a_metric(aws, capsys):
+    pytest.importorskip("apprise", reason="the notify extra: pip install 'spyglass[notify]'")
+    from tests.notify.servers import Webhooks
+
+    token = "tok-list-3e81aa"
+    event = {"endpoints": [{"host": f"tcp://127.0.0.1:{closed_port()}", "name": "web-a"},
+                           {"host": f"tcp://127.0.0.1:{closed_port()}", "name": "web-b"}]}
+    with Webhooks() as hooks:
+        env = {"SNS_TOPIC_ARN": aws.topic_arn, "REPORT_BUCKET": aws.bucket, "SPYGLASS_LOG_LEVEL": "debug",
+               "SPYGLASS_NOTIFY": f"json://{hooks.authority}/hooks/{token},form://{hooks.authority}/fail/{token}"}
+        result, stream = run(env, aws, event)
+    [delivery] = hooks.to(f"/hooks/{token}")
+    payload = json.loads(delivery.body)
+    report = json.loads(payload["message"])
+    jsonschema.validate(report, SCHEMA)
+    assert [e["name"] for e in report["endpoints"]] == ["web-a", "web-b"]
+    assert report["summary"]["unreachable"] == 2 and payload["type"] == "failure"
+    assert result["notified"] and result["notify_sent"] == [f"notify URL 1 (json://{hooks.authority}…)"]
+    assert result["notify_failed"] == [f"notify URL 2 (form://{hooks.authority}…)"]
+    log, printed = stream.getvalue(), capsys.readouterr().out
+    assert "notify URL 2" in log and "not notified" in log and token not in log + printed
+    assert notify_metric(printed)["NotifyFailures"] == 1
+
+
+def test_a_list_event_under_notify_change_sends_nothing_when_unchanged_and_a_batch_never_sends(aws):
+    pytest.importorskip("apprise", reason="the notify extra: pip install 'spyglass[notify]'")
+    from tests.notify.servers import Webhooks
+
+    endpoints = [{"host": f"tcp://127.0.0.1:{closed_port()}", "name": "web-a"}]
+    with Webhooks() as hooks:
+        env = {"SNS_TOPIC_ARN": aws.topic_arn, "NOTIFY": "change", "STATE_TABLE": aws.table,
+               "SPYGLASS_NOTIFY": f"json://{hooks.authority}/hooks/list"}
+        first, _ = run(env, aws, {"endpoints": endpoints, "correlation_id": "fleet-a"})
+        second, _ = run(env, aws, {"endpoints": endpoints, "correlation_id": "fleet-a"})
+        batch, _ = run(env | {"NOTIFY": "always"}, aws,
+                       {"Items": endpoints, "BatchInput": {"correlation_id": "exec-9"}})
+    assert first["notified"] and first["notify_failed"] == []
+    assert not second["notified"] and second["notify_reason"] == "unchanged since the last delivered report"
+    assert "notify_sent" not in second and "notify_sent" not in batch
+    assert len(hooks.to("/hooks/list")) == 1  # the batch returned its report to the state machine

@@ -27,7 +27,7 @@ import pytest
 
 from engine.report import schema
 from handler.cli import main
-from tests.reportdoc import containers_of
+from tests.reportdoc import assert_reads_back, containers_of
 from tests.stack import pull, run_container
 
 
@@ -108,6 +108,7 @@ def test_one_report_with_each_endpoints_verdicts_and_the_unlisted_isolated(stack
     print(f"\nfleet scan of 5 endpoints: {time.monotonic() - started:.2f} s")
     assert code == 0, err
     jsonschema.validate(report, schema())
+    assert_reads_back(report)  # Report.from_dict, as the Lambda's fleet notify path reads it
     assert report["name"] == "prod" and report["status"] == "errors"  # two endpoints not listed, one container gone
     endpoints = {e["name"]: e for e in report["endpoints"]}
     assert list(endpoints) == ["main", "fleet-a", "fleet-b", "closed", "wrong-ca"]

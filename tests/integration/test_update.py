@@ -17,7 +17,7 @@ import pytest
 
 from engine.report import schema
 from handler.cli import main
-from tests.reportdoc import containers_of
+from tests.reportdoc import assert_reads_back, containers_of
 from tests.stack.updates import HEALTHY, TRAP, UNHEALTHY, W, App
 
 SCHEMA = schema()
@@ -34,6 +34,7 @@ class CliApp(App):
         report = json.loads(out.getvalue()) if out.getvalue().strip() else None
         if report is not None:
             jsonschema.validate(report, SCHEMA)
+            assert_reads_back(report)  # actions included (Report.from_dict)
         return code, report, err.getvalue()
 
     def action(self, report: dict, name: str) -> dict:
