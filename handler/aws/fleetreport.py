@@ -24,7 +24,8 @@ from typing import Callable, Iterable
 
 from engine.text import one_line
 from handler.aws.resultwriter import BatchOutcome
-from handler.aws.sns import JSON_PROTOCOLS, MAX_MESSAGE_BYTES, SLACK_BYTES, SUBJECT_MAX, Location, SnsMessage, compact_json
+from handler.aws.sns import (JSON_PROTOCOLS, MAX_MESSAGE_BYTES, SLACK_BYTES, SUBJECT_MAX, Location, SnsMessage,
+                             compact_json, most_that_fit)
 
 CONTAINER_COUNTS = ("scanned", "stale", "fresh", "skipped", "errors", "outdated")
 NOT_LISTED = ("unreachable", "error")  # endpoint statuses that mean nothing was listed
@@ -139,14 +140,7 @@ def message(doc: dict, *, run_id: str, location: Location | None,
             short["report_location"] = location.to_dict()
         return _message(doc, short, run_id, location, truncated=True)
 
-    low, high = 0, len(attention)  # the most endpoints needing a look that fit; keeping(0) always does
-    while low < high:
-        middle = (low + high + 1) // 2
-        if keeping(middle).size <= limit:
-            low = middle
-        else:
-            high = middle - 1
-    return keeping(low)
+    return most_that_fit(keeping, len(attention), limit)  # the most endpoints needing a look that fit
 
 
 def _attention(endpoints: list[dict]) -> list[dict]:

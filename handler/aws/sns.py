@@ -139,10 +139,16 @@ def compose(report: Report, scan_id: str, *, failure: str | None = None,
         return replace(_message(report, short, email, scan_id, failure, truncated=True, page=page),
                        omitted=omitted, location=location)
 
-    best = keeping(len(attention))
+    return most_that_fit(keeping, len(attention), limit)  # the most containers that fit
+
+
+def most_that_fit(keeping: Callable[[int], SnsMessage], most: int, limit: int) -> SnsMessage:
+    """keeping(count) for the largest count up to most whose message fits limit bytes (a binary
+    search: a message grows with count); keeping(0) is taken to fit."""
+    best = keeping(most)
     if best.size <= limit:
         return best
-    low, high = 0, len(attention) - 1  # the most containers that fit; keeping(0) always does
+    low, high = 0, most - 1
     while low < high:
         middle = (low + high + 1) // 2
         if keeping(middle).size <= limit:
