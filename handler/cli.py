@@ -229,11 +229,7 @@ def _update(values: Mapping[str, object], *, stdout, stderr, stdin, home: Path) 
         stderr.flush()
         return stdin.readline().strip().lower() in ("y", "yes")
 
-    config = _config(values, home)
-    if config.daemon is None:
-        raise ConfigurationError("spyglass update works on one endpoint at a time: give one -H (or DOCKER_HOST), "
-                                 "not a fleet")
-    run = run_update(config, update_options(values), dry_run=values["dry_run"],
+    run = run_update(_config(values, home), update_options(values), dry_run=values["dry_run"],
                      confirm=None if values["yes"] or values["dry_run"] else confirm,
                      token_store=_token_store(values))
     if values["dry_run"]:

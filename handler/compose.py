@@ -187,6 +187,8 @@ def run_update(config: ScanConfig, options: UpdateOptions, *, dry_run: bool = Fa
                keychain_wrapper=None, **scan_collaborators) -> UpdateRun:
     """`spyglass update`: the scan as run_scan builds it (``scan_collaborators`` go to it), then the
     update over the same daemon settings, pulling with the same credentials."""
+    if config.daemon is None:  # the order, the hooks and the rollback are one daemon's
+        raise ConfigurationError("an update works on one endpoint at a time: give one host, not a fleet")
     credentials = keychain(config)
     if keychain_wrapper is not None:
         credentials = keychain_wrapper(credentials)

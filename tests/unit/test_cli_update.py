@@ -37,3 +37,12 @@ def test_bad_update_values_exit_2(tmp_path, argv):
     err = io.StringIO()
     assert main(["update", "--yes", *argv], env={}, stdout=io.StringIO(), stderr=err, home=tmp_path) == EXIT_CONFIG
     assert argv[0] in err.getvalue()
+
+
+def test_an_update_of_a_fleet_is_refused_before_any_connection(tmp_path):
+    out, err = io.StringIO(), io.StringIO()
+    with CountingListener() as first, CountingListener() as second:
+        code = main(["update", "--yes", "-H", first.address, "-H", second.address], env={}, stdout=out,
+                    stderr=err, home=tmp_path)
+        assert first.connections() == second.connections() == 0
+    assert code == EXIT_CONFIG and "one endpoint at a time" in err.getvalue() and "Traceback" not in err.getvalue()
