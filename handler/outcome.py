@@ -112,21 +112,6 @@ def fingerprint(report: Report, *, endpoint_failed: bool = False) -> str:
 
 
 def document_fingerprint(doc: Mapping[str, Any]) -> str:
-    """fingerprint() of the report whose JSON document (schema_version 2) doc is."""
-    stale, errors, outdated, unlisted = [], [], [], []
-    endpoints = doc.get("endpoints") or []
-    for endpoint in endpoints:
-        where = endpoint.get("endpoint") or ""
-        if endpoint.get("status") in ("unreachable", "error"):
-            unlisted.append([where, endpoint.get("reason") or ""])
-        for c in endpoint.get("containers") or []:
-            if c.get("status") == STALE:
-                stale.append([where, c.get("name") or "", c.get("remote_digest") or ""])
-            elif c.get("status") == ERROR:
-                errors.append([where, c.get("name") or "", c.get("reason") or ""])
-            if c.get("newer"):
-                outdated.append([where, c.get("name") or "", c["newer"]])
-    failed = bool(endpoints) and len(unlisted) == len(endpoints)
-    text = json.dumps({"stale": sorted(stale), "errors": sorted(errors), "outdated": sorted(outdated),
-                       "unlisted": sorted(unlisted), "endpoint_failed": failed}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    """fingerprint() of the report whose JSON document (schema_version 2) doc is; ReportDocumentError
+    when doc is not one."""
+    return fingerprint(Report.from_dict(doc))

@@ -415,3 +415,17 @@ def test_without_a_topic_the_notify_urls_still_get_the_run(aws):
         result = run(aws, writer.event(output), environment)
     assert not result["notified"] and result["notify_sent"] and len(hooks.to("/hooks/fleet")) == 1
     assert aws.receive(aws.raw_queue) == []
+
+
+def test_a_version_checked_container_with_nothing_newer_is_not_outdated_in_the_document_fingerprint():
+    from dataclasses import replace
+
+    from engine.report import EndpointResult, Report
+    from engine.versions import Newer
+    from handler.outcome import document_fingerprint, fingerprint
+
+    checked = replace(container(1, "fresh"), newer=Newer())  # its tags were listed; nothing newer
+    report = Report("prod", 1_700_000_000.0, 1_700_000_060.0,
+                    (EndpointResult(host(0), (checked,), name="a", api_version="1.45"),))
+    unchecked = Report("prod", 1.0, 2.0, (EndpointResult(host(0), (container(1, "fresh"),), name="a"),))
+    assert document_fingerprint(report.to_dict()) == fingerprint(report) == fingerprint(unchecked)
