@@ -24,10 +24,6 @@ class EngineCallError(DaemonError):
         super().__init__(message)
         self.status = status
 
-    @property
-    def not_found(self) -> bool:
-        return self.status == 404
-
 
 class EngineApi:
     """One endpoint's update calls. Thread-safe; ``close()`` closes every client it made."""
