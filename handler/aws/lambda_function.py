@@ -156,6 +156,9 @@ def _several(settings, targets, scan_id: str, context, runtime: Runtime, *, run_
 
     if not targets.batch:  # a batch returns its report: the aggregation step sends
         require_apprise(settings)
+    if settings.apply:  # an update's order, hooks and rollback are one daemon's (handler.compose.run_update)
+        log.warning("APPLY is set, but an update works on one endpoint at a time: these endpoints are "
+                    "scanned, not updated")
     specs = targets.endpoints
     if targets.fleet is not None:
         specs = fleet_endpoints(targets.fleet, settings.endpoint, s3=runtime.clients.client("s3"))

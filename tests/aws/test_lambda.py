@@ -193,3 +193,11 @@ def test_a_list_event_under_notify_change_sends_nothing_when_unchanged_and_a_bat
     assert not second["notified"] and second["notify_reason"] == "unchanged since the last delivered report"
     assert "notify_sent" not in second and "notify_sent" not in batch
     assert len(hooks.to("/hooks/list")) == 1  # the batch returned its report to the state machine
+
+
+def test_apply_with_a_list_event_scans_and_says_it_did_not_update(aws):
+    event = {"endpoints": [{"host": f"tcp://127.0.0.1:{closed_port()}", "name": "web-a"},
+                           {"host": f"tcp://127.0.0.1:{closed_port()}", "name": "web-b"}]}
+    result, stream = run({"APPLY": "true"}, aws, event)
+    assert result["summary"]["endpoints"] == 2
+    assert "scanned, not updated" in stream.getvalue()
