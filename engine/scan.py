@@ -33,7 +33,7 @@ from .report import (ENDPOINT_ERROR, ERROR, SKIPPED, UNREACHABLE, ContainerResul
 from .selection import Selection, disabled_by_label
 from .tokens import MemoryTokenCache, TokenCache
 from .transport import HttpPools
-from .versions import LEVELS, TagPolicy, Version, parse_version, policy_for, propose
+from .versions import LEVELS, Newer, ParsedTags, TagPolicy, Version, parse_version, policy_for, propose
 
 log = logging.getLogger("spyglass.scan")
 
@@ -147,7 +147,8 @@ def scan_fleet(endpoints: Sequence[Endpoint], options: ScanOptions = ScanOptions
         executor.shutdown(wait=True, cancel_futures=True)
         if owned:
             pools.close()
-    results = tuple(_endpoint_result(endpoint, listed[i], lookups) for i, endpoint in enumerate(endpoints))
+    proposals = _Proposals(lookups)
+    results = tuple(_endpoint_result(endpoint, listed[i], lookups, proposals) for i, endpoint in enumerate(endpoints))
     summaries = tuple(RegistrySummary(registry, dict(layer.stats.requests), dict(layer.stats.rate_limit))
                       for registry, layer in hub.layers().items())
     default = results[0].display_name if len(results) == 1 else "fleet"
@@ -275,7 +276,7 @@ def _list(endpoint: Endpoint, run: ScanOptions, hub: RegistryHub, progress: Prog
     return _Listed(listing, settled, pending, _version_checks(pending, options.versions))
 
 
-def _endpoint_result(endpoint: Endpoint, listed, lookups: Lookups) -> EndpointResult:
+def _endpoint_result(endpoint: Endpoint, listed, lookups: Lookups, proposals: _Proposals) -> EndpointResult:
     address = endpoint.source.endpoint
     if listed is None:
         return EndpointResult(address, name=endpoint.name, failure=UNREACHABLE, reason="timeout",
@@ -285,7 +286,7 @@ def _endpoint_result(endpoint: Endpoint, listed, lookups: Lookups) -> EndpointRe
                               reason=listed.reason, error=str(listed))
     results = listed.settled + [
         _with_versions(decide(p.container, p.reference, lookups.result(reference_key(p.reference))),
-                       listed.checks.get(p.container.id), lookups.tags_of(tags_key(p.reference)))
+                       listed.checks.get(p.container.id), tags_key(p.reference), proposals)
         for p in listed.pending]
     order = {c.id: i for i, c in enumerate(listed.listing.containers)}
     results.sort(key=lambda r: order[r.id])
@@ -390,15 +391,39 @@ def _version_checks(pending: list[_Pending], level: str) -> dict[str, _VersionCh
     return checks
 
 
-def _with_versions(result: ContainerResult, check: _VersionCheck | None, tags) -> ContainerResult:
+def _with_versions(result: ContainerResult, check: _VersionCheck | None, key: TagsKey,
+                   proposals: _Proposals) -> ContainerResult:
     """result with its newer version tags, or why they are unknown; its status stays as decided."""
     if check is None:
         return result
     if check.error is not None:
         return replace(result, versions_error=check.error)
-    if isinstance(tags, Exception):
-        return replace(result, versions_error=str(tags))
-    return replace(result, newer=propose(check.running, tags or (), check.policy))
+    newer = proposals.newer(key, check.running, check.policy)
+    if isinstance(newer, Exception):
+        return replace(result, versions_error=str(newer))
+    return replace(result, newer=newer)
+
+
+class _Proposals:
+    """The newer tags of each (tags list, running tag, policy), worked out once per run: across
+    a fleet, every container of a repository at one tag gets the same answer from the same list."""
+
+    def __init__(self, lookups: Lookups):
+        self._lookups = lookups
+        self._parsed: dict[TagsKey, ParsedTags | Exception] = {}
+        self._newer: dict[tuple, Newer] = {}
+
+    def newer(self, key: TagsKey, running: Version, policy: TagPolicy) -> Newer | Exception:
+        parsed = self._parsed.get(key)
+        if parsed is None:
+            tags = self._lookups.tags_of(key)
+            parsed = self._parsed[key] = tags if isinstance(tags, Exception) else ParsedTags(tags or ())
+        if isinstance(parsed, Exception):
+            return parsed
+        memo = (key, running.tag, policy)
+        if memo not in self._newer:
+            self._newer[memo] = propose(running, parsed, policy)
+        return self._newer[memo]
 
 
 def _quietly(work: Callable[[], object]) -> None:

@@ -154,7 +154,22 @@ def policy_for(labels: dict[str, str], level: str) -> TagPolicy:
     return TagPolicy(level, **filters)
 
 
-def propose(running: Version, tags: Iterable[str], policy: TagPolicy = TagPolicy()) -> Newer:
+class ParsedTags:
+    """A tags list's version tags, parsed once and grouped by shape: a fleet proposes from one
+    list for every container of the repository, and parsing is most of what proposing costs."""
+
+    def __init__(self, tags: Iterable[str]):
+        self._by_shape: dict[tuple, list[Version]] = {}
+        for tag in tags:
+            version = parse_version(tag)
+            if version is not None:
+                self._by_shape.setdefault(version.shape, []).append(version)
+
+    def of_shape(self, shape: tuple) -> list[Version]:
+        return self._by_shape.get(shape, [])
+
+
+def propose(running: Version, tags: Iterable[str] | ParsedTags, policy: TagPolicy = TagPolicy()) -> Newer:
     """The newest tag of the running one's shape at each level the policy reports.
 
     patch: same major.minor (the components after the second change); minor: same major, a higher
@@ -164,9 +179,10 @@ def propose(running: Version, tags: Iterable[str], policy: TagPolicy = TagPolicy
     """
     reported = LEVELS.index(policy.level)
     newest: dict[str, Version] = {}
-    for tag in tags:
-        candidate = parse_version(tag)
-        if candidate is None or candidate.shape != running.shape or candidate.key <= running.key:
+    parsed = tags if isinstance(tags, ParsedTags) else ParsedTags(tags)
+    for candidate in parsed.of_shape(running.shape):
+        tag = candidate.tag
+        if candidate.key <= running.key:
             continue
         if candidate.pre_release is not None and (running.pre_release is None
                                                   or candidate.numbers != running.numbers):

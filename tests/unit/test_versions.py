@@ -6,7 +6,7 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from engine.versions import Newer, TagPolicy, compile_filter, parse_version, propose
+from engine.versions import Newer, ParsedTags, TagPolicy, compile_filter, parse_version, propose
 
 
 @pytest.mark.parametrize("tag, prefix, numbers, family, pre", [
@@ -77,6 +77,10 @@ NGINX = ["1.25.3", "1.25.4", "1.25.5", "1.26.0", "1.27.2", "1.27.1", "1.27.3-rc1
 ])
 def test_proposals(running, tags, policy, expected):
     assert propose(parse_version(running), tags, policy) == expected
+    # a list parsed once (as a fleet's scan does for every container of the repository) answers alike
+    parsed = ParsedTags(tags)
+    assert propose(parse_version(running), parsed, policy) == expected
+    assert propose(parse_version(running), parsed, policy) == expected
 
 
 def test_highest_names_the_largest_step():
