@@ -1,4 +1,8 @@
-"""Listing a Docker endpoint: the only module that talks to the Docker SDK.
+"""Listing a Docker endpoint; the only module that talks to the Docker SDK.
+
+The listing's reads go over engine/enginehttp.py (the standard library's HTTP, one SSL
+context per set of TLS files per run) for tcp:// and unix:// endpoints; ssh:// and npipe://,
+and every call of an update (engine/engineapi.py), go through the SDK.
 
 A scan costs a constant number of Engine API calls whatever the number of
 containers: one container list and one image list, each on its own connection
@@ -41,12 +45,14 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+import sys
 import threading
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol
 
+from .enginehttp import SCHEMES, EngineClient, EngineHTTPError, TLSContexts, TLSFiles, connection
 from .errors import DaemonError, causes
 
 _ID_PREFIX = "sha256:"
@@ -116,10 +122,14 @@ ClientFactory = Callable[..., object]
 
 
 class DockerDaemon:
-    def __init__(self, settings: DaemonSettings, *, client_factory: ClientFactory | None = None):
+    """One endpoint's listing. ``tls_contexts``: the run's SSL contexts, shared by its endpoints
+    (a new set when none is given); ``client_factory`` replaces the clients altogether (tests)."""
+
+    def __init__(self, settings: DaemonSettings, *, client_factory: ClientFactory | None = None,
+                 tls_contexts: TLSContexts | None = None):
         self.settings = settings
         self.endpoint = settings.host
-        self._client_factory = client_factory or _api_client
+        self._client_factory = client_factory or _listing_client_factory(settings, tls_contexts or TLSContexts())
 
     def list_containers(self, wanted: Callable[[ContainerInfo], bool] | None = None, *, concurrency: int = 8,
                         progress: DaemonProgress | None = None, on_listed: OnListed | None = None) -> Listing:
@@ -187,9 +197,10 @@ def image_store(containers: list[dict], images: dict[str, dict]) -> str:
 class _Clients:
     """The endpoint's API clients, each lent to one call at a time, so each holds one connection.
 
-    The SDK's client is a requests session whose pool keeps ten connections per host and
-    whose thread safety requests does not promise: a client per call in flight avoids both
-    questions, and costs no Engine API call once one client has negotiated the version.
+    An EngineClient is one connection; the SDK's client is a requests session whose pool keeps
+    ten connections per host and whose thread safety requests does not promise: a client per
+    call in flight suits both, and costs no Engine API call once one client has negotiated
+    the version.
     """
 
     def __init__(self, settings: DaemonSettings, factory: ClientFactory):
@@ -335,6 +346,25 @@ def _looks_like_id(image: str, image_id: str) -> bool:
     return image == image_id or _is_digest(_ID_PREFIX + image.removeprefix(_ID_PREFIX))
 
 
+def _listing_client_factory(settings: DaemonSettings, contexts: TLSContexts) -> ClientFactory:
+    """EngineClients where enginehttp speaks the endpoint's scheme, else the SDK's."""
+    if settings.host.partition("://")[0] not in SCHEMES:
+        return _api_client
+
+    def client(settings: DaemonSettings, *, version: str | None = None) -> EngineClient:
+        tls = None
+        if settings.client_cert or settings.tls_verify:
+            tls = TLSFiles(settings.tls_verify, settings.ca_cert if settings.tls_verify else None,
+                           settings.client_cert, settings.client_key)
+        try:
+            conn = connection(settings.host, tls, contexts, settings.timeout)
+            return EngineClient(conn, version)
+        except Exception as exc:
+            raise _listing_error(f"connect to {settings.host}", exc) from exc
+
+    return client
+
+
 def _api_client(settings: DaemonSettings, *, version: str | None = None):
     """A client of the endpoint; without ``version`` it asks the daemon (one GET /version)."""
     import docker  # imported here: a Lambda cold start that never lists pays nothing for it
@@ -382,15 +412,13 @@ def _listing_error(operation: str, exc: BaseException) -> DaemonError:
 
 def _slug(exc: BaseException) -> tuple[str, bool]:
     """(reason slug, unreachable) by the types along the chain, the outermost understood one first."""
-    from docker.errors import APIError
-    from requests.exceptions import ConnectionError as RequestsConnectionError, Timeout
-
+    refused, timeouts, connection_errors = _sdk_types()
     for cause in causes(exc):
-        if isinstance(cause, APIError):
+        if isinstance(cause, refused):
             return "daemon-refused", False
         if isinstance(cause, ssl.SSLError):
             return "tls-handshake", True
-        if isinstance(cause, (Timeout, TimeoutError)):
+        if isinstance(cause, timeouts):
             return "timeout", True
         for kind, slug in ((ConnectionRefusedError, "connection-refused"),
                            (http.client.RemoteDisconnected, "connection-closed"),
@@ -398,7 +426,7 @@ def _slug(exc: BaseException) -> tuple[str, bool]:
                            (socket.gaierror, "host-not-found")):
             if isinstance(cause, kind):
                 return slug, True
-    if any(isinstance(cause, (RequestsConnectionError, ConnectionError)) for cause in causes(exc)):
+    if any(isinstance(cause, connection_errors) for cause in causes(exc)):
         return "connection-failed", True
     return "daemon-error", False
 
@@ -418,16 +446,14 @@ def _reason(exc: BaseException) -> str:
 
 
 def _known_reason(exc: BaseException) -> str | None:
-    from docker.errors import APIError
-    from requests.exceptions import Timeout
-
-    if isinstance(exc, APIError):
+    refused, timeouts, _ = _sdk_types()
+    if isinstance(exc, refused):
         return str(exc.explanation or exc.status_code or "the daemon refused the call")[:200]
     if isinstance(exc, ssl.SSLCertVerificationError):
         return "TLS certificate verification failed"
     if isinstance(exc, ssl.SSLError):
         return _TLS_ALERTS.get(exc.reason or "")
-    if isinstance(exc, (Timeout, TimeoutError)):
+    if isinstance(exc, timeouts):
         return "timed out"
     for kind, reason in ((ConnectionRefusedError, "connection refused"),
                          (http.client.RemoteDisconnected, "the daemon closed the connection"),
@@ -436,3 +462,19 @@ def _known_reason(exc: BaseException) -> str | None:
         if isinstance(exc, kind):
             return reason
     return None
+
+
+def _sdk_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """(the daemon refused, timed out, could not connect): the exception types of enginehttp and
+    the standard library, and the SDK's and requests' once loaded (an exception cannot be of a
+    type whose module was never imported; importing it only to ask would cost 100 ms)."""
+    refused: tuple[type, ...] = (EngineHTTPError,)
+    timeouts: tuple[type, ...] = (TimeoutError,)
+    connection_errors: tuple[type, ...] = (ConnectionError,)
+    errors, requests_errors = sys.modules.get("docker.errors"), sys.modules.get("requests.exceptions")
+    if errors is not None:
+        refused += (errors.APIError,)
+    if requests_errors is not None:
+        timeouts += (requests_errors.Timeout,)
+        connection_errors += (requests_errors.ConnectionError,)
+    return refused, timeouts, connection_errors

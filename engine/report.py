@@ -379,7 +379,32 @@ def schema() -> dict:
 
 
 def render_json(report: Report, *, indent: int | None = 2) -> str:
-    return json.dumps(report.to_dict(), indent=indent, ensure_ascii=False)
+    """The report document; with ``indent``, its outline indented and each container on one line.
+
+    One line per container keeps a fleet's report readable, and greppable and diffable container
+    by container; it also keeps the encoding in the json module's C encoder (an indented dump runs
+    the pure-Python one over every field: about 50 ms of a 1,600-container scan's CPU, after its
+    last network answer)."""
+    document = report.to_dict()
+    if indent is None:
+        return json.dumps(document, ensure_ascii=False)
+    return _outlined(document, json.JSONEncoder(ensure_ascii=False).encode, " " * indent, 0)
+
+
+_ONE_LINE_DEPTH = 4  # document › endpoints › an endpoint › containers › a container (and deeper)
+
+
+def _outlined(value, encode, step: str, depth: int) -> str:
+    if depth >= _ONE_LINE_DEPTH or not value or not isinstance(value, (dict, list)):
+        return encode(value)
+    inner = "\n" + step * (depth + 1)
+    if isinstance(value, dict):
+        items = (f"{encode(key)}: {_outlined(item, encode, step, depth + 1)}" for key, item in value.items())
+        opening, closing = "{", "}"
+    else:
+        items = (_outlined(item, encode, step, depth + 1) for item in value)
+        opening, closing = "[", "]"
+    return opening + inner + ("," + inner).join(items) + "\n" + step * depth + closing
 
 
 def summary_line(report: Report) -> str:

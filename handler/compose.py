@@ -10,23 +10,25 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
-from engine.apply import UpdateOptions
 from engine.authn import ANONYMOUS_KEYCHAIN, DockerConfigKeychain, Keychain
 from engine.clock import Clock, SystemClock
 from engine.daemon import DaemonSettings, DockerDaemon
 from engine.digestcache import DigestCache
-from engine.engineapi import EngineApi
+from engine.enginehttp import TLSContexts
 from engine.errors import ConfigurationError
-from engine.plan import Plan
 from engine.report import Report
 from engine.scan import Endpoint, Progress, ScanOptions, scan_fleet
 from engine.selection import Selection, normalise_names
 from engine.tlsconfig import TLSPolicy, parse_insecure_registry, read_ca_bundle
 from engine.tokens import MemoryTokenCache, TokenStore
 from engine.transport import HttpPools
-from engine.update import UpdateRun, update
+
+if TYPE_CHECKING:  # the update's modules load with the update, not with every scan (~13 ms)
+    from engine.apply import UpdateOptions
+    from engine.plan import Plan
+    from engine.update import UpdateRun
 
 log = logging.getLogger("spyglass")
 
@@ -166,7 +168,8 @@ def run_scan(config: ScanConfig, *, progress: Progress | None = None,
     own_pools = pools is None
     pools = pools or HttpPools(tls_policy(config), maxsize=config.concurrency)
     try:
-        return scan_fleet([_endpoint(e, config) for e in config.fleet()], options, name=config.fleet_name,
+        tls_contexts = TLSContexts()  # the endpoints' CA and client certificate files, each loaded once
+        return scan_fleet([_endpoint(e, config, tls_contexts) for e in config.fleet()], options, name=config.fleet_name,
                           pools=pools, keychain=credentials,
                           token_cache=MemoryTokenCache(clock=clock, shared=token_store), clock=clock,
                           progress=progress, digest_cache=digest_cache)
@@ -177,6 +180,8 @@ def run_scan(config: ScanConfig, *, progress: Progress | None = None,
 
 def update_options(values: Mapping[str, object]) -> UpdateOptions:
     """The update's options from resolved settings (the same rows in the CLI, the Action and the Lambda)."""
+    from engine.apply import UpdateOptions
+
     return UpdateOptions(rolling=values["rolling"], health_timeout=values["health_timeout"],
                          stop_timeout=values["stop_timeout"], cleanup=values["cleanup"],
                          pull_concurrency=values["concurrency"])
@@ -192,6 +197,9 @@ def run_update(config: ScanConfig, options: UpdateOptions, *, dry_run: bool = Fa
     credentials = keychain(config)
     if keychain_wrapper is not None:
         credentials = keychain_wrapper(credentials)
+    from engine.engineapi import EngineApi
+    from engine.update import update
+
     api = EngineApi(config.daemon)
     try:
         return update(api, lambda: run_scan(config, clock=clock, keychain_wrapper=keychain_wrapper,
@@ -202,7 +210,7 @@ def run_update(config: ScanConfig, options: UpdateOptions, *, dry_run: bool = Fa
     finally:
         api.close()
 
-def _endpoint(given: EndpointConfig, config: ScanConfig) -> Endpoint:
+def _endpoint(given: EndpointConfig, config: ScanConfig, tls_contexts: TLSContexts) -> Endpoint:
     """The engine's endpoint: its own selection where it gives any of names, label_enable, scope."""
     selection = None
     if given.names is not None or given.label_enable is not None or given.scope_given:
@@ -210,7 +218,7 @@ def _endpoint(given: EndpointConfig, config: ScanConfig) -> Endpoint:
         selection = Selection(names=normalise_names(names),
                               label_enable=config.label_enable if given.label_enable is None else given.label_enable,
                               scope=given.scope if given.scope_given else config.scope)
-    return Endpoint(DockerDaemon(given.daemon), name=given.name, selection=selection,
+    return Endpoint(DockerDaemon(given.daemon, tls_contexts=tls_contexts), name=given.name, selection=selection,
                     include_stopped=given.include_stopped)
 
 

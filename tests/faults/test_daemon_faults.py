@@ -63,8 +63,8 @@ def test_through_the_daemon_proxy_the_fleet_gets_its_baseline(world, daemon_prox
         result = world.scan(env=_env_for(world, daemon_proxy))
         calls = [r.path.split("?")[0] for r in daemon_proxy.records]
     world.check(result, {})
-    # two connections side by side, each negotiating its version: one lists containers, one images
-    assert sorted(calls) == ["/v1.41/containers/json", "/v1.41/images/json", "/version", "/version"]
+    # two connections side by side, each negotiating its version (GET /_ping): one lists containers, one images
+    assert sorted(calls) == ["/_ping", "/_ping", "/v1.41/containers/json", "/v1.41/images/json"]
 
 
 def test_a_client_certificate_the_daemon_does_not_trust_is_exit_3(world):
@@ -214,7 +214,7 @@ def test_pulled_containers_are_inspected_side_by_side_up_to_the_concurrency(worl
     assert held.waves() == math.ceil(PULLED / concurrency)
     # the listing's four calls and one inspect per container; the new connections ask no version
     assert sorted(c for c in calls if "/containers/" not in c or c.endswith("containers/json")) == [
-        "/v1.41/containers/json", "/v1.41/images/json", "/version", "/version"]
+        "/_ping", "/_ping", "/v1.41/containers/json", "/v1.41/images/json"]
     assert len([c for c in calls if c.startswith("/v1.41/containers/") and c.count("/") == 4]) == PULLED
     assert connections == concurrency  # the two listing connections, then two more
     assert not [t for t in threading.enumerate() if t.name.startswith("spyglass-daemon")]  # none outlives the scan

@@ -124,7 +124,7 @@ def test_every_other_call_is_refused(world, readonly, method, path):
 
 def test_the_listing_calls_answer(world, readonly):
     http = _http(readonly["certs"])
-    for path in ("/version", "/v1.41/containers/json?all=1", "/v1.41/images/json"):
+    for path in ("/_ping", "/version", "/v1.41/containers/json?all=1", "/v1.41/images/json"):
         assert http.request("GET", f"https://127.0.0.1:{readonly['port']}{path}").status == 200
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -63,10 +65,10 @@ def test_a_scan_costs_four_engine_calls_one_ping_and_token_per_credential_and_on
     code, report, err = scan(stack)
     assert code == 0, err
     calls = stack.daemon.api_calls_since(daemon_mark)
-    # two connections, each with its version negotiation: one lists containers, the other images;
+    # two connections, each with its version negotiation (GET /_ping): one lists containers, the other images;
     # no per-container call on this fleet
     assert sorted(c.path.split("?")[0] for c in calls) == [
-        "/v1.41/containers/json", "/v1.41/images/json", "/version", "/version"], calls
+        "/_ping", "/_ping", "/v1.41/containers/json", "/v1.41/images/json"], calls
     secure_refs = {c["reference"] for c in containers_of(report)
                    if c["registry"] == stack.secure.address and c["status"] in ("fresh", "stale", "error")}
     requests = Counter((r.method, r.path.split("/manifests/")[0] if "/manifests/" in r.path else r.path)
@@ -157,3 +159,61 @@ def test_no_secret_reaches_the_output_or_the_logs(stack, demo_fleet):
     text = json.dumps(report) + err
     assert stack.alice.password not in text and stack.admin_account.password not in text
     assert "Bearer ey" not in text and "PRIVATE KEY" not in text
+
+
+def test_the_daemon_s_unix_socket_and_plain_tcp_give_the_verdicts_of_its_tls_endpoint(stack, demo_fleet, tmp_path):
+    """The listing speaks unix:// and tcp:// without TLS too (DOCKER_HOST's other everyday forms):
+    the same daemon, reached over its own socket and over a loopback forwarder to that socket."""
+    _, over_tls, _ = scan(stack)
+    plain_env = {"DOCKER_TLS_VERIFY": "", "DOCKER_CERT_PATH": str(tmp_path / "no-certs")}
+    code, over_unix, err = scan(stack, env_extra={"DOCKER_HOST": f"unix://{stack.daemon.socket}", **plain_env})
+    assert code == 0, err
+    with _TcpToUnix(stack.daemon.socket) as port:
+        code, over_tcp, err = scan(stack, env_extra={"DOCKER_HOST": f"tcp://127.0.0.1:{port}", **plain_env})
+    assert code == 0, err
+
+    def verdicts(report):
+        return {c["name"]: (c["status"], c.get("remote_digest")) for c in containers_of(report)}
+
+    assert verdicts(over_unix) == verdicts(over_tls) == verdicts(over_tcp)
+    assert by_name(over_unix, demo_fleet).keys() == demo_fleet.keys()
+    assert over_unix["endpoints"][0]["api_version"] == over_tls["endpoints"][0]["api_version"]
+
+
+class _TcpToUnix:
+    """A loopback TCP port whose connections are spliced to a unix socket, one thread per direction."""
+
+    def __init__(self, path):
+        self._path = str(path)
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._open: list = []
+
+    def __enter__(self) -> int:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self._server.getsockname()[1]
+
+    def __exit__(self, *exc) -> None:
+        self._server.close()
+        for sock in self._open:
+            sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            daemon = socket.socket(socket.AF_UNIX)
+            daemon.connect(self._path)
+            self._open += [client, daemon]
+            for source, sink in ((client, daemon), (daemon, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source, sink) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+            sink.shutdown(1)
+        except OSError:
+            pass
