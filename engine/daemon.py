@@ -48,7 +48,7 @@ import ssl
 import sys
 import threading
 from contextlib import contextmanager
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol
 
@@ -130,6 +130,25 @@ class DockerDaemon:
         self.settings = settings
         self.endpoint = settings.host
         self._client_factory = client_factory or _listing_client_factory(settings, tls_contexts or TLSContexts())
+        self._lock = threading.Lock()
+        self._warmed: tuple[_Clients, list[Future]] | None = None
+
+    def warm(self, executor: Executor) -> None:
+        """Open the listing's two connections (TCP, TLS, the version) on ``executor`` now, for the
+        next list_containers: a caller with work left before its scan (loading the registry code)
+        does it during these round trips. A failure is list_containers', as if it had connected
+        itself; ``cool()`` closes connections that no listing took."""
+        clients = _Clients(self.settings, self._client_factory)
+        with self._lock:
+            self._warmed = (clients, [executor.submit(clients.negotiated) for _ in range(2)])
+
+    def cool(self) -> None:
+        """Close the connections warm() opened, if no listing took them (it waits for them first)."""
+        with self._lock:
+            warmed, self._warmed = self._warmed, None
+        if warmed is not None:
+            wait(warmed[1])
+            warmed[0].close()
 
     def list_containers(self, wanted: Callable[[ContainerInfo], bool] | None = None, *, concurrency: int = 8,
                         progress: DaemonProgress | None = None, on_listed: OnListed | None = None) -> Listing:
@@ -144,11 +163,13 @@ class DockerDaemon:
         """
         progress = progress or _silent
         progress("connecting", 0, 0)
-        clients = _Clients(self.settings, self._client_factory)
+        with self._lock:
+            warmed, self._warmed = self._warmed, None
+        clients, opening = warmed or (_Clients(self.settings, self._client_factory), None)
         try:
             with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="spyglass-daemon") as pool:
-                images_listed = pool.submit(self._list_images, clients)
-                client = clients.negotiated()
+                images_listed = pool.submit(self._list_images, clients, opening[1] if opening else None)
+                client = opening[0].result() if opening else clients.negotiated()
                 progress("listing", 0, 0)
                 containers = self._list_containers(client)
                 clients.release(client)
@@ -172,9 +193,9 @@ class DockerDaemon:
         except Exception as exc:  # the SDK raises requests' and its own errors alike
             raise _listing_error(f"list containers on {self.endpoint}", exc) from exc
 
-    def _list_images(self, clients: _Clients) -> dict[str, dict]:
+    def _list_images(self, clients: _Clients, opening: Future | None) -> dict[str, dict]:
         # A client of its own: its connection and version negotiation run beside the main one's.
-        client = clients.negotiated()
+        client = opening.result() if opening is not None else clients.negotiated()
         try:
             return {image["Id"]: image for image in client.images()}
         except Exception as exc:

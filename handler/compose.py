@@ -8,6 +8,7 @@ keychain, token cache, daemon client) and makes the one delegating call.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping
@@ -19,15 +20,17 @@ from engine.digestcache import DigestCache
 from engine.enginehttp import TLSContexts
 from engine.errors import ConfigurationError
 from engine.report import Report
-from engine.scan import Endpoint, Progress, ScanOptions, scan_fleet
 from engine.selection import Selection, normalise_names
 from engine.tlsconfig import TLSPolicy, parse_insecure_registry, read_ca_bundle
 from engine.tokens import MemoryTokenCache, TokenStore
-from engine.transport import HttpPools
 
-if TYPE_CHECKING:  # the update's modules load with the update, not with every scan (~13 ms)
+if TYPE_CHECKING:
+    # The registry code (engine.scan and below, urllib3) loads in run_scan while the daemons
+    # connect; the update's modules load with the update only.
     from engine.apply import UpdateOptions
     from engine.plan import Plan
+    from engine.scan import Endpoint, Progress
+    from engine.transport import HttpPools
     from engine.update import UpdateRun
 
 log = logging.getLogger("spyglass")
@@ -158,6 +161,30 @@ def run_scan(config: ScanConfig, *, progress: Progress | None = None,
     credentials = keychain(config)
     if keychain_wrapper is not None:
         credentials = keychain_wrapper(credentials)
+    tls = tls_policy(config) if pools is None else None
+    tls_contexts = TLSContexts()  # the endpoints' CA and client certificate files, each loaded once
+    daemons = [DockerDaemon(e.daemon, tls_contexts=tls_contexts) for e in config.fleet()]
+    # The first listings' connections (TCP, TLS, the version: three of their four round trips)
+    # open while the registry code loads, rather than after it.
+    warmed = daemons[:max(1, config.endpoint_concurrency)]
+    warming = ThreadPoolExecutor(max_workers=2 * len(warmed), thread_name_prefix="spyglass-warm")
+    try:
+        for daemon in warmed:
+            daemon.warm(warming)
+        return _scan_warmed(config, daemons, credentials, tls, clock=clock, pools=pools, progress=progress,
+                            token_store=token_store, digest_cache=digest_cache)
+    finally:
+        for daemon in warmed:
+            daemon.cool()
+        warming.shutdown(wait=True)
+
+
+def _scan_warmed(config: ScanConfig, daemons: list[DockerDaemon], credentials: Keychain, tls: TLSPolicy | None, *,
+                 clock: Clock, pools: HttpPools | None, progress: Progress | None, token_store: TokenStore | None,
+                 digest_cache: DigestCache | None) -> Report:
+    from engine.scan import ScanOptions, scan_fleet
+    from engine.transport import HttpPools
+
     options = ScanOptions(
         selection=Selection(names=normalise_names(config.names), label_enable=config.label_enable,
                             scope=config.scope),
@@ -166,11 +193,10 @@ def run_scan(config: ScanConfig, *, progress: Progress | None = None,
     # Pools passed in (a warm Lambda's) already carry the TLS policy they were built with, and stay
     # open for the next invocation; pools made here are closed here.
     own_pools = pools is None
-    pools = pools or HttpPools(tls_policy(config), maxsize=config.concurrency)
+    pools = pools or HttpPools(tls, maxsize=config.concurrency)
     try:
-        tls_contexts = TLSContexts()  # the endpoints' CA and client certificate files, each loaded once
-        return scan_fleet([_endpoint(e, config, tls_contexts) for e in config.fleet()], options, name=config.fleet_name,
-                          pools=pools, keychain=credentials,
+        return scan_fleet([_endpoint(e, daemon, config) for e, daemon in zip(config.fleet(), daemons)], options,
+                          name=config.fleet_name, pools=pools, keychain=credentials,
                           token_cache=MemoryTokenCache(clock=clock, shared=token_store), clock=clock,
                           progress=progress, digest_cache=digest_cache)
     finally:
@@ -210,7 +236,7 @@ def run_update(config: ScanConfig, options: UpdateOptions, *, dry_run: bool = Fa
     finally:
         api.close()
 
-def _endpoint(given: EndpointConfig, config: ScanConfig, tls_contexts: TLSContexts) -> Endpoint:
+def _endpoint(given: EndpointConfig, daemon: DockerDaemon, config: ScanConfig) -> Endpoint:
     """The engine's endpoint: its own selection where it gives any of names, label_enable, scope."""
     selection = None
     if given.names is not None or given.label_enable is not None or given.scope_given:
@@ -218,7 +244,9 @@ def _endpoint(given: EndpointConfig, config: ScanConfig, tls_contexts: TLSContex
         selection = Selection(names=normalise_names(names),
                               label_enable=config.label_enable if given.label_enable is None else given.label_enable,
                               scope=given.scope if given.scope_given else config.scope)
-    return Endpoint(DockerDaemon(given.daemon, tls_contexts=tls_contexts), name=given.name, selection=selection,
+    from engine.scan import Endpoint
+
+    return Endpoint(daemon, name=given.name, selection=selection,
                     include_stopped=given.include_stopped)
 
 

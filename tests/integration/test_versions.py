@@ -18,10 +18,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+import engine.scan
 from engine.registry import TagLimits
 from engine.report import schema
 from engine.scan import ScanOptions
-from handler import compose
 from handler.cli import main
 from tests.stack import run_container
 from tests.reportdoc import containers_of
@@ -66,7 +66,7 @@ def versioned_fleet(stack):
 
 def scan(stack, monkeypatch, *args):
     # The registry's own page size is 1000 tags or more: a small n forces several pages.
-    monkeypatch.setattr(compose, "ScanOptions", functools.partial(ScanOptions, tag_limits=TagLimits(page_size=PAGE)))
+    monkeypatch.setattr(engine.scan, "ScanOptions", functools.partial(ScanOptions, tag_limits=TagLimits(page_size=PAGE)))
     out, err = io.StringIO(), io.StringIO()
     code = main(["scan", "--output", "json", "--scope", "versions", *stack.scan_args(), *args], env=stack.env(),
                 stdout=out, stderr=err, home=Path(stack.workdir))
