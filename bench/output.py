@@ -143,7 +143,7 @@ def startup_table(result: dict) -> str:
     for key, label in (("python_bare", "`python -c pass` (the interpreter alone)"),
                        ("cli_version", "`spyglass --version` (whole process)"),
                        ("import_cli", "import `handler.cli`"),
-                       ("import_scan_path", "import what a scan loads (`handler.compose`, `engine.report`, `docker`)"),
+                       ("import_scan_path", "import what a scan loads (`handler.compose`, `engine.scan`)"),
                        ("import_lambda", "import the Lambda module"),
                        ("import_lambda_first_invocation", "import a cold Lambda's first invocation (+ scan path, boto3)")):
         entry = s.get(key)
