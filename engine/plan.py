@@ -82,9 +82,6 @@ class Plan:
     steps: tuple[Step, ...]  # start order
     skipped: tuple[Skip, ...] = ()
 
-    def stop_order(self) -> tuple[Step, ...]:
-        return tuple(reversed(self.steps))
-
 
 def make_plan(results: tuple[ContainerResult, ...], known: tuple[Known, ...], selection: Selection = Selection(),
               volumes_from: dict[str, tuple[str, ...]] | None = None) -> Plan:

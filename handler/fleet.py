@@ -7,12 +7,15 @@
                 folder holding ca.pem, cert.pem and key.pem) or ca_cert / client_cert / client_key
                 (files; in the Action also PEM content); names, label_enable, scope,
                 include_stopped; the Lambda also takes tls_secret
-    defaults    a field left out takes the run's value (the command line's, the Action's inputs)
+    defaults    a field left out takes the run's value (the command line's, the Action's inputs,
+                the Lambda's environment)
     problems    every bad item and field at once, in one ConfigurationError (exit 2), each named
                 "fleet item 3 (tcp://10.0.0.7:2376): tls_verify: 'maybe' is not a boolean"
 
-The CLI reads the list from --fleet FILE, the Action from its fleet input; the Lambda can parse
-its event's endpoints with the same function and LAMBDA_FIELDS (infra/fleet.example.json).
+The CLI reads the list from --fleet FILE, the Action from its fleet input; the Lambda parses its
+event's endpoints and its S3 fleet list (infra/fleet.example.json) with the same function and
+LAMBDA_FIELDS, and its event's single endpoint with parse_item, as an item named "endpoint" whose
+host may be left to the environment's.
 """
 from __future__ import annotations
 
@@ -43,10 +46,11 @@ class FleetItem:
     index: int  # 1-based, as people count items
     host: str
     given: Mapping[str, object]
+    where: str = ""  # how messages name it, before its host: "fleet item 3" (the default), "endpoint"
 
     @property
     def label(self) -> str:
-        return f"fleet item {self.index} ({one_line(self.host, 100)})"
+        return _label(self.where or f"fleet item {self.index}", self.host)
 
     def get(self, field: str, default=None):
         return self.given.get(field, default)
@@ -59,7 +63,8 @@ def parse_fleet(document: object, *, fields: Mapping[str, table.Kind] = ITEM_FIE
         raise ConfigurationError(f"fleet: expected a non-empty JSON list of endpoint objects, got "
                                  f"{'an empty list' if document == [] else table.json_type(document)}")
     problems: list[str] = []
-    items = [_item(i, raw, fields, home, problems) for i, raw in enumerate(document, 1)]
+    items = [parse_item(raw, fields=fields, home=home, problems=problems, index=i)
+             for i, raw in enumerate(document, 1)]
     if problems:
         raise ConfigurationError("; ".join(problems))
     return tuple(items)
@@ -86,13 +91,17 @@ def _json(text: str, where: str) -> object:
         raise ConfigurationError(f"{where}: not valid JSON (line {getattr(exc, 'lineno', '?')})") from None
 
 
-def _item(index: int, raw: object, fields: Mapping[str, table.Kind], home: Path | None,
-          problems: list[str]) -> FleetItem:
+def parse_item(raw: object, *, problems: list[str], fields: Mapping[str, table.Kind] = ITEM_FIELDS,
+               home: Path | None = None, index: int = 1, where: str = "", host_required: bool = True) -> FleetItem:
+    """One endpoint item, each problem appended as "WHERE (HOST): FIELD: PROBLEM"; where defaults to
+    "fleet item INDEX". Without host_required a missing host is the caller's to fill (the Lambda's
+    environment)."""
+    where = where or f"fleet item {index}"
     host = raw.get("host") if isinstance(raw, dict) else None
-    label = f"fleet item {index}" + (f" ({one_line(host, 100)})" if isinstance(host, str) and host else "")
+    label = _label(where, host if isinstance(host, str) else "")
     if not isinstance(raw, dict):
         problems.append(f"{label}: expected an object, got {table.json_type(raw)}")
-        return FleetItem(index, "", {})
+        return FleetItem(index, "", {}, where)
     given: dict[str, object] = {}
     for key in sorted(str(k) for k in raw):
         if key not in fields:
@@ -105,12 +114,16 @@ def _item(index: int, raw: object, fields: Mapping[str, table.Kind], home: Path 
             given[key] = _expanded(fields[key], fields[key].native(value), home)
         except ValueError as exc:
             problems.append(f"{label}: {key}: {exc}")
-    if "host" not in raw:
+    if host_required and "host" not in raw:
         problems.append(f"{label}: host: required")
     both = [key for key in PEM_FIELDS if key in given]
     if both and "cert_path" in given:
         problems.append(f"{label}: cert_path and {', '.join(both)}: give one or the other")
-    return FleetItem(index, str(given.get("host", "")), given)
+    return FleetItem(index, str(given.get("host", "")), given, where)
+
+
+def _label(where: str, host: str) -> str:
+    return f"{where} ({one_line(host, 100)})" if host else where
 
 
 def _expanded(kind: table.Kind, value, home: Path | None):

@@ -4,7 +4,8 @@
               lambda), CLI flags, environment variable, Action input, Lambda event field, help
     kinds     BOOL, Whole, Number, Choice, LIST, PATH, TEXT and a few patterned texts: each turns
               the text a person typed into a value, or says in a phrase why it cannot
-    sources   where values come from: flags, the environment, Action inputs, a Lambda event
+    sources   where values come from: flags, the environment, Action inputs (an endpoint object
+              of a Lambda event or a fleet list is an item of handler.fleet, by the same kinds)
     resolve   one place's values: its sources in precedence order, then the row's default;
               every problem is collected and reported in one ConfigurationError (exit 2)
     needs     a value a place refuses unless another setting there is given (the Action's
@@ -503,10 +504,9 @@ def input_env_name(name: str) -> str:
 class Source:
     """Raw values by setting name, what the user calls each, and what kind of source this is."""
 
-    kind: str  # "flag", "environment variable", "Action input", "Lambda event field"
+    kind: str  # "flag", "environment variable", "Action input"
     values: Mapping[str, object]
     labels: Mapping[str, str]
-    blank_is_unset: bool = True
 
 
 def flags(parsed: Mapping[str, object]) -> Source:
@@ -528,14 +528,8 @@ def action_inputs(env: Mapping[str, str]) -> Source:
     return Source("Action input", given, {row.name: row.action_input for row in chosen})
 
 
-def event_fields(endpoint: Mapping[str, object], where: str = "endpoint") -> Source:
-    """An event's endpoint object; where names it in problems (endpoint, endpoints[3], ...)."""
-    chosen = [row for row in rows(LAMBDA) if row.event_field and row.event_field in endpoint]
-    return Source("Lambda event field", {row.name: endpoint[row.event_field] for row in chosen},
-                  {row.name: f"{where}.{row.event_field}" for row in chosen}, blank_is_unset=False)
-
-
 def event_field_names() -> tuple[str, ...]:
+    """The Lambda event's endpoint fields that stand for a setting (handler.aws.settings adds "name")."""
     return tuple(row.event_field for row in rows(LAMBDA) if row.event_field)
 
 
@@ -548,7 +542,7 @@ def read(source: Source, place: str, problems: list[str], *, home: Path | None =
         if row.name not in source.values:
             continue
         raw = source.values[row.name]
-        if source.blank_is_unset and isinstance(raw, str) and not raw.strip():
+        if isinstance(raw, str) and not raw.strip():
             continue
         try:
             values[row.name] = _expand(row, _parse(row.kind_in(place), raw, source), home)
@@ -602,8 +596,6 @@ def _name_in(row: Setting, place: str) -> str:
 
 
 def _parse(kind: Kind, raw: object, source: Source):
-    if raw is None or (not source.blank_is_unset and isinstance(raw, str) and not raw.strip()):
-        raise ValueError("no value (leave the field out to keep the default)")
     if isinstance(raw, str):
         return kind.parse(raw)
     if isinstance(raw, list) and source.kind == "flag":  # a repeated flag, or the positional names

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 from engine.clock import Clock, SystemClock
 from engine.digestcache import DEFAULT_TTL, DigestKey
-from engine.errors import ConfigurationError
 from engine.mediatypes import Descriptor
 from engine.tokens import Token, TokenKey
 from handler.aws.clients import aws_errors, error_code
@@ -304,17 +303,6 @@ def _descriptor(item: dict | None) -> tuple[Descriptor, float] | None:
     except (KeyError, TypeError, ValueError, AttributeError):
         log.warning("digest cache: ignoring a malformed item")
         return None
-
-
-def token_store_from_spec(spec: str, *, clients=None, clock: Clock | None = None) -> DynamoTokenStore | None:
-    """None for memory, a store for dynamodb:TABLE (TOKEN_CACHE's rule, handler.settings); ConfigurationError else."""
-    from handler.settings import BY_NAME
-
-    try:
-        table = BY_NAME["token_cache"].kind.parse(spec) if spec.strip() else ""
-    except ValueError as exc:
-        raise ConfigurationError(f"TOKEN_CACHE: {exc}") from None
-    return token_store_for_table(table, clients=clients, clock=clock) if table else None
 
 
 def token_store_for_table(table: str, *, clients=None, clock: Clock | None = None) -> DynamoTokenStore:

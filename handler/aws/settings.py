@@ -8,8 +8,9 @@ An event names what to scan in one of four ways (``targets_for``):
     {"Items": [...], "BatchInput": {}}  a Step Functions ItemBatcher batch of the fleet list:
                                         scanned together, the report returned, nothing published
 
-Both go through the settings table (handler.settings): an event field > its variable > the
-default, with the table's one rule per type. Every problem is collected before anything is
+Variables go through the settings table (handler.settings); an endpoint object, alone or in a
+list, is an item of handler.fleet (the CLI's fleet file's rules), each field given over its
+variable's value, then the default. Every problem is collected before anything is
 reported, so one error names every offending variable or field at once; nothing is scanned
 after one. docs/lambda.md's variable table is written from the table.
 """
@@ -132,12 +133,13 @@ _SHAPES = ("endpoint", "endpoints", "fleet", "Items")
 
 
 def _lambda_item_fields() -> dict:
-    """handler.fleet's item fields the Lambda takes: its TLS comes from tls_secret, not from files
-    (imported when a list is read: handler.fleet brings handler.compose and the engine)."""
+    """handler.fleet's item fields the Lambda takes: the table's event fields and a display name (its
+    TLS comes from tls_secret, not from files; imported when an endpoint is read: handler.fleet brings
+    handler.compose and the engine)."""
     from handler.fleet import LAMBDA_FIELDS
 
-    return {field: LAMBDA_FIELDS[field] for field in
-            ("host", "name", "tls_secret", "names", "label_enable", "scope", "include_stopped")}
+    taken = {"name", *table.event_field_names()}
+    return {field: kind for field, kind in LAMBDA_FIELDS.items() if field in taken}
 
 
 def targets_for(event: object, default: EndpointSpec) -> Targets:
@@ -157,14 +159,14 @@ def targets_for(event: object, default: EndpointSpec) -> Targets:
                                                if isinstance(batch, Mapping) else ""), problems)
     fleet, specs = None, (default,)  # every shape given is checked, so one error names every problem
     if "endpoint" in event:
-        specs = (_override(default, event["endpoint"], problems),)
+        specs = (_endpoint_item(event["endpoint"], default, problems),)
     for key in ("endpoints", "Items"):
         if key in event:
             specs = endpoints_from_list(event[key], default, problems, where=key)
     if "fleet" in event:
         fleet, specs = _fleet_location(event["fleet"], problems), ()
     if not problems and any(not spec.host for spec in specs):
-        problems.append("endpoint.host: required (no DOCKER_HOST in the environment)")
+        problems.append("endpoint: host: required (no DOCKER_HOST in the environment)")
     if problems:
         raise InvalidEventError("invalid event, nothing scanned: " + "; ".join(problems))
     return Targets(specs, correlation_id, fleet, batch="Items" in event)
@@ -189,6 +191,16 @@ def endpoints_from_list(items: object, default: EndpointSpec, problems: list[str
     return tuple(_spec(item.given, default, fields) for item in parsed)
 
 
+def _endpoint_item(given: object, default: EndpointSpec, problems: list[str]) -> EndpointSpec:
+    """The event's one endpoint: an item as a list's, named "endpoint", its host left to the
+    environment's when it gives none."""
+    from handler.fleet import parse_item
+
+    fields = _lambda_item_fields()
+    item = parse_item(given, fields=fields, problems=problems, where="endpoint", host_required=False)
+    return _spec(item.given, default, fields)
+
+
 def _spec(given: Mapping[str, object], default: EndpointSpec, fields) -> EndpointSpec:
     """An item's fields over default's; a field left out keeps the environment's value."""
     changes = {field: given[field] for field in fields if field in given}
@@ -210,26 +222,3 @@ def _correlation_id(value: object, problems: list[str]) -> str:
         problems.append("correlation_id: must be a string of at most 256 characters")
         return ""
     return value
-
-
-def endpoint_for(event: object, default: EndpointSpec) -> tuple[EndpointSpec, str]:
-    """The one endpoint an event names ({} or EventBridge: the environment's; {"endpoint": {...}}:
-    its fields over the environment's) and the caller's correlation id ("" when none)."""
-    targets = targets_for(event, default)
-    if targets.fleet is not None or len(targets.endpoints) != 1:
-        raise InvalidEventError("invalid event, nothing scanned: names more than one endpoint")
-    return targets.endpoints[0], targets.correlation_id
-
-
-def _override(default: EndpointSpec, given: object, problems: list[str], *, where: str = "endpoint") -> EndpointSpec:
-    if not isinstance(given, Mapping):
-        problems.append(f"{where}: expected an object, got {table.json_type(given)}")
-        return default
-    known = (*table.event_field_names(), "name")
-    problems += [f"{where}.{key}: unknown field" for key in sorted(str(k) for k in given) if key not in known]
-    changes = table.read(table.event_fields(given, where), table.LAMBDA, problems)
-    name = given.get("name", "")
-    if not isinstance(name, str) or len(name) > 256:
-        problems.append(f"{where}.name: must be a string of at most 256 characters")
-        name = ""
-    return replace(default, **changes, name=name)

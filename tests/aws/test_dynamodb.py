@@ -8,7 +8,7 @@ import pytest
 
 from engine.clock import FakeClock
 from engine.tokens import MemoryTokenCache, Token, TokenKey
-from handler.aws.dynamodb import DeliveredState, DynamoTokenStore, NotifyState, token_store_from_spec
+from handler.aws.dynamodb import DeliveredState, DynamoTokenStore, NotifyState
 
 KEY = TokenKey("https://auth.example.com/token", "registry.example.com", ("repository:team/app:pull",), "id-1")
 
@@ -96,9 +96,14 @@ def test_notify_state_round_trip_and_an_older_scan_does_not_overwrite(aws, clock
     assert state.last("tcp://other:2376") is None
 
 
-def test_token_cache_spec_for_the_cli(aws):
-    assert token_store_from_spec("memory") is None and token_store_from_spec("") is None
-    assert isinstance(token_store_from_spec(f"dynamodb:{aws.table}", clients=aws.clients), DynamoTokenStore)
+def test_token_cache_spec_for_the_cli(aws, tmp_path):
     from engine.errors import ConfigurationError
+    from handler.cli import _token_store, read_settings
+
+    def cli_store(env):  # the CLI's own path: its settings, then the store they name
+        return _token_store(read_settings(["scan"], env, tmp_path))
+
+    assert cli_store({"TOKEN_CACHE": "memory"}) is None and cli_store({"TOKEN_CACHE": ""}) is None
+    assert isinstance(cli_store({"TOKEN_CACHE": f"dynamodb:{aws.table}"}), DynamoTokenStore)
     with pytest.raises(ConfigurationError, match="TOKEN_CACHE"):
-        token_store_from_spec("redis://x")
+        cli_store({"TOKEN_CACHE": "redis://x"})

@@ -229,7 +229,8 @@ def test_an_invalid_event_names_every_offending_field_and_scans_nothing(stack, d
     with pytest.raises(InvalidEventError) as caught:
         run(lambda_env, event, aws=aws)
     message = str(caught.value)
-    for field in ("endpoint.host", "endpoint.names", "endpoint.colour", "endpoints"):
+    for field in ("endpoint (http://docker-01): host", "endpoint (http://docker-01): names",
+                  "endpoint (http://docker-01): colour", "endpoints: expected"):
         assert field in message
     assert stack.daemon.api_calls_since(mark) == []
     assert aws.receive(aws.raw_queue) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import ConfigurationError
-from handler.aws.settings import EndpointSpec, InvalidEventError, endpoint_for, settings_from_env
+from handler.aws.settings import EndpointSpec, InvalidEventError, Targets, settings_from_env, targets_for
 
 DEFAULT = EndpointSpec(host="tcp://docker-01:2376", tls_secret="spyglass/docker-01", names=("web",))
 
@@ -60,15 +60,16 @@ def test_state_table_can_differ_from_the_token_table():
      "time": "2025-01-01T00:00:00Z", "region": "us-east-1", "resources": [], "detail": {}},
 ])
 def test_a_scheduled_or_empty_event_scans_the_environment_endpoint(event):
-    assert endpoint_for(event, DEFAULT) == (DEFAULT, "")
+    assert targets_for(event, DEFAULT) == Targets((DEFAULT,), "")
 
 
 def test_the_event_overrides_field_by_field():
-    spec, correlation = endpoint_for({"endpoint": {"host": "tcp://docker-02:2376", "names": ["api"],
-                                                   "label_enable": True, "scope": "blue"},
-                                      "correlation_id": "run-1/docker-02"}, DEFAULT)
-    assert spec == EndpointSpec("tcp://docker-02:2376", "spyglass/docker-01", ("api",), True, "blue", False)
-    assert correlation == "run-1/docker-02"
+    targets = targets_for({"endpoint": {"host": "tcp://docker-02:2376", "names": ["api"],
+                                        "label_enable": True, "scope": "blue"},
+                           "correlation_id": "run-1/docker-02"}, DEFAULT)
+    assert targets.endpoints == (EndpointSpec("tcp://docker-02:2376", "spyglass/docker-01", ("api",), True, "blue",
+                                              False),)
+    assert targets.correlation_id == "run-1/docker-02"
 
 
 @pytest.mark.parametrize("event, fields", [
@@ -76,20 +77,20 @@ def test_the_event_overrides_field_by_field():
     ({"endpoint": "tcp://x:2376"}, ["endpoint: expected an object, got a string"]),
     # A boolean field takes JSON true/false or the table's words (yes/no...): "ture" is neither.
     ({"endpoint": {"host": 5, "tls_secret": "", "names": [1], "label_enable": "ture", "scope": None}},
-     ["endpoint.host", "endpoint.tls_secret", "endpoint.names", "endpoint.label_enable", "endpoint.scope"]),
-    ({"endpoint": {"hots": "tcp://x:1"}, "Endpoint": {}}, ["endpoint.hots: unknown field", "Endpoint: unknown field"]),
+     ["endpoint: host", "endpoint: tls_secret", "endpoint: names", "endpoint: label_enable", "endpoint: scope"]),
+    ({"endpoint": {"hots": "tcp://x:1"}, "Endpoint": {}}, ["endpoint: hots: unknown field", "Endpoint: unknown field"]),
     ({"correlation_id": 7}, ["correlation_id"]),
 ])
 def test_an_invalid_event_lists_every_offending_field(event, fields):
     with pytest.raises(InvalidEventError) as caught:
-        endpoint_for(event, DEFAULT)
+        targets_for(event, DEFAULT)
     for field in fields:
         assert field in str(caught.value)
 
 
 def test_without_any_host_the_event_is_refused():
-    with pytest.raises(InvalidEventError, match="endpoint.host: required"):
-        endpoint_for({}, EndpointSpec())
+    with pytest.raises(InvalidEventError, match="endpoint: host: required"):
+        targets_for({}, EndpointSpec())
 
 
 def test_versions_reach_the_lambda_settings():
@@ -100,8 +101,6 @@ def test_versions_reach_the_lambda_settings():
 # -- events naming several endpoints ------------------------------------------------------------
 
 def test_an_endpoints_list_is_scanned_together_each_item_over_the_environment():
-    from handler.aws.settings import targets_for
-
     targets = targets_for({"endpoints": [{"host": "tcp://a:2376", "name": "web-a"},
                                          {"host": "tcp://b:2376", "tls_secret": "spyglass/b", "names": "x, y"}],
                            "correlation_id": "run-9"}, DEFAULT)
@@ -111,7 +110,7 @@ def test_an_endpoints_list_is_scanned_together_each_item_over_the_environment():
 
 
 def test_a_fleet_location_is_read_later_and_a_batch_carries_its_run_in_batch_input():
-    from handler.aws.settings import FleetLocation, targets_for
+    from handler.aws.settings import FleetLocation
 
     fleet = targets_for({"fleet": {"bucket": "cfg", "key": "spyglass/fleet.json"}}, DEFAULT)
     assert fleet.fleet == FleetLocation("cfg", "spyglass/fleet.json") and fleet.endpoints == ()
@@ -129,8 +128,6 @@ def test_a_fleet_location_is_read_later_and_a_batch_carries_its_run_in_batch_inp
     ({"endpoints": [{"host": "tcp://a:1"}] * 1001}, ["at most 1000"]),
 ])
 def test_an_invalid_list_event_names_every_offending_item(event, fields):
-    from handler.aws.settings import targets_for
-
     with pytest.raises(InvalidEventError) as caught:
         targets_for(event, DEFAULT)
     for field in fields:
@@ -138,7 +135,5 @@ def test_an_invalid_list_event_names_every_offending_item(event, fields):
 
 
 def test_an_item_without_a_host_is_refused_when_the_environment_has_none():
-    from handler.aws.settings import targets_for
-
     with pytest.raises(InvalidEventError, match=r"endpoints: fleet item 2: host: required"):
         targets_for({"endpoints": [{"host": "tcp://a:1"}, {"names": ["x"]}]}, EndpointSpec())

@@ -299,9 +299,9 @@ def test_only_plainly_named_credential_helpers_are_ever_asked(helpers, store):
 # -- Lambda events -------------------------------------------------------------------------------------------
 
 try:
-    from handler.aws.settings import EndpointSpec, InvalidEventError, endpoint_for
+    from handler.aws.settings import EndpointSpec, InvalidEventError, targets_for
 except ImportError:  # the Lambda adapter is optional
-    endpoint_for = None
+    targets_for = None
 
 _event_fields = st.sampled_from(["endpoint", "correlation_id", "detail-type", "source", "detail", "host", "x"])
 _endpoint = st.fixed_dictionaries({}, optional={
@@ -313,17 +313,19 @@ _events = st.one_of(_json_values, st.dictionaries(_event_fields | _any_text, _js
                     st.fixed_dictionaries({"endpoint": _endpoint}, optional={"correlation_id": _json_values}))
 
 
-@pytest.mark.skipif(endpoint_for is None, reason="handler.aws.settings is not there")
+@pytest.mark.skipif(targets_for is None, reason="handler.aws.settings is not there")
 @settings(max_examples=400, deadline=None)
 @given(_events, st.sampled_from(["", "tcp://default:2376"]))
 def test_any_lambda_event_is_an_endpoint_to_scan_or_an_invalid_event(event, default_host):
     try:
-        spec, correlation_id = endpoint_for(event, EndpointSpec(host=default_host))
+        targets = targets_for(event, EndpointSpec(host=default_host))
     except InvalidEventError as exc:
         assert str(exc).startswith("invalid event")
         return
-    assert re.fullmatch(r"(tcp|unix|npipe|ssh)://\S+", spec.host)  # the settings table's daemon address
-    assert isinstance(correlation_id, str) and len(correlation_id) <= 256
-    assert all(isinstance(n, str) and n for n in spec.names)
-    assert isinstance(spec.label_enable, bool) and isinstance(spec.include_stopped, bool)
+    assert targets.endpoints or targets.fleet is not None
+    assert isinstance(targets.correlation_id, str) and len(targets.correlation_id) <= 256
+    for spec in targets.endpoints:
+        assert re.fullmatch(r"(tcp|unix|npipe|ssh)://\S+", spec.host)  # the settings table's daemon address
+        assert all(isinstance(n, str) and n for n in spec.names)
+        assert isinstance(spec.label_enable, bool) and isinstance(spec.include_stopped, bool)
 

@@ -9,7 +9,7 @@ import pytest
 from engine.errors import ConfigurationError
 from handler import settings as table
 from handler.settings import (BOOL, HOST, LIST, TABLE, Choice, Number, Setting, TokenCache, Whole, action_inputs,
-                              environment, event_fields, flags, resolve)
+                              environment, flags, resolve)
 
 
 @pytest.mark.parametrize("kind, text, value", [
@@ -76,8 +76,6 @@ def test_each_source_names_the_setting_as_the_user_wrote_it():
          f"SPYGLASS_LABEL_ENABLE (environment variable): {BAD_BOOLEAN}"),
         (table.CLI, flags({"concurrency": "x"}), "--concurrency (flag): 'x' is not a whole number"),
         (table.ACTION, action_inputs({"INPUT_LABEL_ENABLE": "ture"}), f"label-enable (Action input): {BAD_BOOLEAN}"),
-        (table.LAMBDA, event_fields({"label_enable": "ture"}),
-         f"endpoint.label_enable (Lambda event field): {BAD_BOOLEAN}"),
         (table.LAMBDA, environment({"SPYGLASS_LABEL_ENABLE": "ture"}, table.LAMBDA),
          f"SPYGLASS_LABEL_ENABLE (environment variable): {BAD_BOOLEAN}"),
     ]
@@ -85,6 +83,14 @@ def test_each_source_names_the_setting_as_the_user_wrote_it():
         with pytest.raises(ConfigurationError) as caught:
             resolve(place, [source])
         assert str(caught.value) == message
+
+
+def test_a_lambda_event_field_is_named_as_its_endpoint_item():
+    from handler.aws.settings import EndpointSpec, targets_for
+
+    with pytest.raises(ConfigurationError) as caught:
+        targets_for({"endpoint": {"label_enable": "ture"}}, EndpointSpec(host="tcp://h:1"))
+    assert str(caught.value) == f"invalid event, nothing scanned: endpoint: label_enable: {BAD_BOOLEAN}"
 
 
 def test_every_problem_of_every_source_is_reported_at_once():
@@ -114,10 +120,12 @@ def test_cli_flag_over_environment_over_default():
 
 
 def test_lambda_event_over_environment_over_default():
-    env = environment({"SPYGLASS_LABEL_ENABLE": "true", "SPYGLASS_SCOPE": "prod"}, table.LAMBDA)
-    values = resolve(table.LAMBDA, [event_fields({"label_enable": False}), env])
-    assert (values["label_enable"], values["scope"], values["include_stopped"]) == (False, "prod", False)
-    assert (values["timeout"], values["log_level"], values["registry_ca_validate"]) == (None, "info", True)
+    from handler.aws.settings import settings_from_env, targets_for
+
+    settings = settings_from_env({"DOCKER_HOST": "tcp://h:1", "SPYGLASS_LABEL_ENABLE": "true", "SPYGLASS_SCOPE": "prod"})
+    (spec,) = targets_for({"endpoint": {"label_enable": False}}, settings.endpoint).endpoints
+    assert (spec.label_enable, spec.scope, spec.include_stopped) == (False, "prod", False)
+    assert (settings.timeout, settings.log_level, settings.registry_ca_validate) == (None, "info", True)
 
 
 def test_the_action_reads_inputs_and_only_the_docker_cli_variables_of_the_runner():
@@ -133,8 +141,10 @@ def test_the_action_reads_inputs_and_only_the_docker_cli_variables_of_the_runner
 def test_a_blank_value_is_no_value_but_a_blank_event_field_is_refused():
     values = resolve(table.CLI, [environment({"SPYGLASS_CONCURRENCY": "  ", "SPYGLASS_SCOPE": ""}, table.CLI)])
     assert (values["concurrency"], values["scope"]) == (8, None)
-    with pytest.raises(ConfigurationError, match=r"endpoint.scope \(Lambda event field\): no value"):
-        resolve(table.LAMBDA, [event_fields({"scope": " "})])
+    from handler.aws.settings import EndpointSpec, targets_for
+
+    with pytest.raises(ConfigurationError, match=r"endpoint: scope: no value"):
+        targets_for({"endpoint": {"scope": " "}}, EndpointSpec(host="tcp://h:1"))
 
 
 def test_a_repeated_flag_adds_to_the_list_with_the_same_split_rule():
@@ -208,25 +218,25 @@ def test_spyglass_label_enable_ture_is_exit_2_everywhere(tmp_path):
     code, out = _action({"label-enable": "ture"}, tmp_path)
     assert code == 2 and f"label-enable (Action input): {BAD_BOOLEAN}" in out
     code, logs = _lambda({}, {"endpoint": {"label_enable": "ture"}})
-    assert code == 2 and f"endpoint.label_enable (Lambda event field): {BAD_BOOLEAN}" in logs
+    assert code == 2 and f"endpoint: label_enable: {BAD_BOOLEAN}" in logs
 
 
 @pytest.mark.parametrize("word, value", [("YES", True), ("0", False), ("on", True), ("False", False)])
 def test_the_same_boolean_words_work_everywhere(word, value, tmp_path):
     from handler.action import read_settings as action_settings
-    from handler.aws.settings import EndpointSpec, endpoint_for, settings_from_env
+    from handler.aws.settings import EndpointSpec, settings_from_env, targets_for
     from handler.cli import read_settings as cli_settings
 
     assert cli_settings(["scan"], {"SPYGLASS_INCLUDE_STOPPED": word}, tmp_path)["include_stopped"] is value
     assert action_settings({"INPUT_INCLUDE_STOPPED": word}, tmp_path)["include_stopped"] is value
     assert settings_from_env({"SPYGLASS_INCLUDE_STOPPED": word}).endpoint.include_stopped is value
-    spec, _ = endpoint_for({"endpoint": {"include_stopped": word}}, EndpointSpec(host="tcp://h:1"))
+    (spec,) = targets_for({"endpoint": {"include_stopped": word}}, EndpointSpec(host="tcp://h:1")).endpoints
     assert spec.include_stopped is value
 
 
 def test_lists_split_the_same_everywhere(tmp_path):
     from handler.action import read_settings as action_settings
-    from handler.aws.settings import EndpointSpec, endpoint_for, settings_from_env
+    from handler.aws.settings import EndpointSpec, settings_from_env, targets_for
     from handler.cli import read_settings as cli_settings
 
     text, expected = " web ,api\n\nworker, ", ("web", "api", "worker")
@@ -234,7 +244,7 @@ def test_lists_split_the_same_everywhere(tmp_path):
     assert cli_settings(["scan", "--insecure-registry", text], {}, tmp_path)["insecure_registries"] == expected
     assert action_settings({"INPUT_NAMES": text}, tmp_path)["names"] == expected
     assert settings_from_env({"SPYGLASS_INSECURE_REGISTRIES": text}).insecure_registries == expected
-    spec, _ = endpoint_for({"endpoint": {"names": text}}, EndpointSpec(host="tcp://h:1"))
+    (spec,) = targets_for({"endpoint": {"names": text}}, EndpointSpec(host="tcp://h:1")).endpoints
     assert spec.names == expected
 
 
