@@ -66,11 +66,6 @@ class Delivery:
     def published(self) -> bool:
         return bool(self.message_id)
 
-    @property
-    def complete(self) -> bool:
-        """Every target asked for took the report."""
-        return not self.sns_problem and not self.failed
-
 
 def load_sns_publisher() -> tuple[Callable | None, str]:
     """handler.aws.sns.publish_report when boto3 is installed (the aws extra), else None and why not."""
