@@ -1,27 +1,29 @@
-"""Whether a report goes out, and to SNS and the notify URLs: the NOTIFY policy the CLI and the Action share.
+"""Whether a report goes out, and to SNS and the notify URLs: the NOTIFY policy (handler.notifypolicy,
+which the Lambda follows too) for the CLI and the Action.
 
     1. nowhere to deliver (no SNS topic, no notify URL): nothing is decided
     2. the decision (handler.outcome.decide); with change, the report's fingerprint against the one
        the state file last recorded under the report's name (handler.statefile)
     3. SNS through the publisher the caller loads, then the notify URLs, each whatever became of
-       the other
+       the other; a failure of either is reported here, never raised
     4. with change, the fingerprint recorded only when every delivery went through, so a failed
        one is tried again on the next run
 
 The result is a Delivery, which each caller reports where its user looks (the CLI on stderr,
-the Action as annotations) and turns into its own exit code. The Lambda keeps the same state
-in DynamoDB and compares the same fingerprint (handler/aws).
+the Action as annotations) and turns into its own exit code. The Lambda follows the same flow
+with its state in DynamoDB (handler/aws).
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
 from engine.errors import ConfigurationError, SpyglassError, scrub
 from engine.report import Report
-from handler.outcome import EXIT_CONFIG, EXIT_OK, EXIT_UNREACHABLE, Decision, decide, fingerprint
+from handler.notifypolicy import FingerprintStore, Sent, notify_per_policy
+from handler.outcome import EXIT_CONFIG, EXIT_OK, EXIT_UNREACHABLE, Decision, fingerprint
 
 log = logging.getLogger("spyglass")
 
@@ -64,11 +66,6 @@ class Delivery:
     def published(self) -> bool:
         return bool(self.message_id)
 
-    @property
-    def complete(self) -> bool:
-        """Every target asked for took the report."""
-        return not self.sns_problem and not self.failed
-
 
 def load_sns_publisher() -> tuple[Callable | None, str]:
     """handler.aws.sns.publish_report when boto3 is installed (the aws extra), else None and why not."""
@@ -82,59 +79,45 @@ def load_sns_publisher() -> tuple[Callable | None, str]:
 
 def deliver(report: Report, targets: Targets, *, where: str, load_publisher=load_sns_publisher,
             warn: Warn = log.warning) -> Delivery:
-    """The report to SNS and the notify URLs when the policy says so; where points a cut message
-    to the full report; warn says what a person should know (an unreadable state file)."""
-    if not targets.topic_arn and not targets.urls:
-        return Delivery()
-    state, current, last = _last_delivered(report, targets, warn)
-    decision = decide(targets.policy, report.status, current, last)
-    if not decision.notify:
-        return Delivery(decision)
-    delivery = Delivery(decision, **_publish(report, targets, load_publisher), **_send(report, targets, where))
-    if state is not None and delivery.complete:
-        try:
-            state.record(report.name, current, report.finished_at)
-        except ConfigurationError as exc:  # names the file; what was delivered is still said
-            return replace(delivery, record_problem=str(exc))
-        delivery = replace(delivery, recorded=True)
-    return delivery
+    """The report to SNS and the notify URLs when the policy says so (handler.notifypolicy); where points
+    a cut message to the full report; warn says what a person should know (an unreadable state file)."""
+    publish = (lambda: _publish(report, targets, load_publisher)) if targets.topic_arn else None
+    send_urls = (lambda: _send(report, targets, where)) if targets.urls else None
+    notified = notify_per_policy(targets.policy, report.status, fingerprint(report), key=report.name,
+                                 open_store=lambda: _state_file(report, targets, warn),
+                                 publish=publish, send_urls=send_urls)
+    return Delivery(notified.decision, **notified.fields, recorded=notified.recorded,
+                    record_problem=notified.record_problem)
 
 
-def _last_delivered(report: Report, targets: Targets, warn: Warn):
-    """(state file, this report's fingerprint, the last delivered one) under change; else nothing."""
-    if targets.policy != "change":
-        return None, "", None
+def _state_file(report: Report, targets: Targets, warn: Warn) -> FingerprintStore:
+    """change's store: the state file, which the report's end is recorded in as its delivery time."""
     if not targets.state_file:
         raise ConfigurationError("notify policy change: no state file to keep the last delivered report in")
-    from handler.statefile import StateFile
+    from handler.statefile import StateFile, StateFileStore
 
-    state = StateFile(Path(targets.state_file), warn=warn)
-    return state, fingerprint(report), state.last(report.name)
+    return StateFileStore(StateFile(Path(targets.state_file), warn=warn), delivered_at=report.finished_at)
 
 
-def _publish(report: Report, targets: Targets, load_publisher) -> dict:
-    if not targets.topic_arn:
-        return {}
+def _publish(report: Report, targets: Targets, load_publisher) -> Sent:
     publish, why_not = load_publisher()
     if publish is None:
-        return {"sns_problem": f"SNS delivery is not available in this build ({why_not}); the report was not "
-                               "published"}
+        return Sent({"sns_problem": f"SNS delivery is not available in this build ({why_not}); the report was "
+                                    "not published"}, took=False)
     bucket = {"bucket": targets.bucket, "prefix": targets.prefix} if targets.bucket else {}
     try:
         delivered = publish(report, topic_arn=targets.topic_arn, **bucket)
     except ConfigurationError as exc:
-        return {"sns_problem": f"SNS delivery: configuration error: {exc}", "sns_code": EXIT_CONFIG}
+        return Sent({"sns_problem": f"SNS delivery: configuration error: {exc}", "sns_code": EXIT_CONFIG}, took=False)
     except Exception as exc:  # noqa: BLE001 - DeliveryError, or botocore's own tree: reported, never raised
         detail = str(exc) if isinstance(exc, SpyglassError) else type(exc).__name__
-        return {"sns_problem": f"SNS delivery to {targets.topic_arn} failed: {scrub(detail)}",
-                "sns_code": EXIT_UNREACHABLE}
-    return {"message_id": getattr(delivered, "message_id", "") or "?"}
+        return Sent({"sns_problem": f"SNS delivery to {targets.topic_arn} failed: {scrub(detail)}",
+                     "sns_code": EXIT_UNREACHABLE}, took=False)
+    return Sent({"message_id": getattr(delivered, "message_id", "") or "?"})
 
 
-def _send(report: Report, targets: Targets, where: str) -> dict:
-    if not targets.urls:
-        return {}
+def _send(report: Report, targets: Targets, where: str) -> Sent:
     from handler.notify import send
 
     outcome = send(targets.urls, report, deadline=targets.timeout, where=where)
-    return {"sent": tuple(outcome.sent), "failed": tuple(outcome.failed)}
+    return Sent({"sent": tuple(outcome.sent), "failed": tuple(outcome.failed)}, took=not outcome.failed)

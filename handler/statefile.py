@@ -106,3 +106,21 @@ class StateFile:
                 yield
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+class StateFileStore:
+    """A StateFile as handler.notifypolicy's FingerprintStore, for one report delivered at delivered_at."""
+
+    def __init__(self, file: StateFile, *, delivered_at: float) -> None:
+        self._file = file
+        self._delivered_at = delivered_at
+
+    def last(self, key: str) -> str | None:
+        return self._file.last(key)  # an unreadable file: None, and a warning
+
+    def record(self, key: str, fingerprint: str) -> str:
+        try:
+            self._file.record(key, fingerprint, self._delivered_at)
+        except ConfigurationError as exc:  # names the file; what was delivered is still said
+            return str(exc)
+        return ""

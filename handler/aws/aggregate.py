@@ -11,11 +11,12 @@
     2. merge them into one fleet report (handler/aws/fleetreport.py); no endpoint vanishes
     3. store it in the report bucket: <REPORT_PREFIX>fleet/<name>/<yyyy/mm/dd/HHMMSS>-<run>.json
     4. one EMF line (UnscannedEndpoints, FailedBatches ...: the template's alarm watches it)
-    5. NOTIFY: always, stale, or change against the fleet's last delivered fingerprint
-       (handler.outcome's decide and document_fingerprint, DynamoDB's NotifyState under
+    5. NOTIFY (handler.notifypolicy): always, stale, or change against the fleet's last delivered
+       fingerprint (handler.outcome's document_fingerprint, DynamoDB's NotifyState under
        "fleet:<name>"); then one SNS message for the whole run, and the same report to the
        notify URLs (SPYGLASS_NOTIFY, SPYGLASS_NOTIFY_SECRET: handler/aws/notifyurls.py) within
-       the time the function has left; the state is recorded only when every URL took it
+       the time the function has left; the state is recorded only when every URL took it;
+       with neither a topic nor a URL nothing is decided ("no SNS_TOPIC_ARN set")
 
 A failure to read the results or to publish fails the invocation, so the state machine's retry
 acts and, after it, the execution fails (the ExecutionsFailed alarm). A notify URL that fails
@@ -186,40 +187,35 @@ def json_bytes(doc: dict) -> bytes:
 
 def notify_once(settings, clients, doc: dict, run_id: str, location, now, *,
                 remaining: Callable[[], float | None] = lambda: None, function_name: str = "") -> dict:
-    """The NOTIFY decision, made once for SNS and the notify URLs, and, when it says so, the one
-    message of the run to each; the state is recorded only when every notify URL took it."""
-    from handler.aws.clients import aws_errors, error_code
-    from handler.aws.dynamodb import DeliveredState, NotifyState
+    """The NOTIFY decision (handler.notifypolicy), made once for SNS and the notify URLs, and, when it
+    says so, the one message of the run to each; the state is recorded only when every target took it."""
+    from handler.aws.dynamodb import DeliveredFingerprints, NotifyState
     from handler.aws.notifyurls import send_urls
-    from handler.outcome import decide, document_fingerprint
+    from handler.notifypolicy import Sent, notify_per_policy
+    from handler.outcome import document_fingerprint
 
-    key = f"fleet:{doc['name']}"
-    current, state, last = document_fingerprint(doc), None, None
-    if settings.notify == "change":
+    def open_store():
         state = NotifyState(settings.state_table, client=clients.client("dynamodb"))
-        try:
-            delivered = state.last(key)
-            last = delivered.fingerprint if delivered else None
-        except aws_errors() as exc:
-            log.warning("read the fleet's last delivered report failed (%s); notifying anyway", error_code(exc))
-    decision = decide(settings.notify, doc["status"], current, last)
-    if not decision.notify or not (settings.topic_arn or settings.notify_urls):
-        why = decision.reason if not decision.notify else "no SNS_TOPIC_ARN set"
+        return DeliveredFingerprints(state, scan_id=run_id, delivered_at=now, what="fleet report")
+
+    def publish():
+        return Sent(_publish(settings, clients, doc, run_id, location))  # raises when SNS did not take it
+
+    def urls():
+        where = location.uri if location is not None else f"nowhere: no REPORT_BUCKET (run {run_id})"
+        sent = send_urls(settings, doc, scan_id=run_id, where=where, remaining=remaining(),
+                         function_name=function_name, now=now)
+        return Sent(sent, took=not sent.get("notify_failed"))
+
+    notified = notify_per_policy(settings.notify, doc["status"], document_fingerprint(doc), key=f"fleet:{doc['name']}",
+                                 open_store=open_store, publish=publish if settings.topic_arn else None,
+                                 send_urls=urls if settings.notify_urls else None)
+    decision = notified.decision
+    if decision is None or not decision.notify:
+        why = decision.reason if decision is not None else "no SNS_TOPIC_ARN set"
         log.info("notification skipped: %s", why)
         return {"notified": False, "notify_reason": why}
-    result = {"notified": False, "notify_reason": decision.reason}
-    if settings.topic_arn:
-        result |= _publish(settings, clients, doc, run_id, location)
-    where = location.uri if location is not None else f"nowhere: no REPORT_BUCKET (run {run_id})"
-    result |= send_urls(settings, doc, scan_id=run_id, where=where, remaining=remaining(),
-                        function_name=function_name, now=now)
-    if state is not None and not result.get("notify_failed"):
-        try:
-            state.record(key, DeliveredState(current, run_id, now()))
-        except aws_errors() as exc:
-            log.warning("record the delivered fleet report failed (%s); the next run may notify again",
-                        error_code(exc))
-    return result
+    return {"notified": False, "notify_reason": decision.reason} | notified.fields
 
 
 def _publish(settings, clients, doc: dict, run_id: str, location) -> dict:

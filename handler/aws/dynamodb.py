@@ -26,6 +26,7 @@ import math
 import re
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
 from engine.clock import Clock, SystemClock
 from engine.digestcache import DEFAULT_TTL, DigestKey
@@ -249,6 +250,10 @@ class NotifyState:
         self._client = client
         self._clock = clock or SystemClock()
 
+    @property
+    def table(self) -> str:
+        return self._table
+
     def last(self, endpoint: str) -> DeliveredState | None:
         """The last delivered state; raises the AWS error for the caller to decide on."""
         answer = self._client.get_item(TableName=self._table, Key=_pk(_notify_key(endpoint)), ConsistentRead=True)
@@ -272,6 +277,38 @@ class NotifyState:
                 return False
             raise
         return True
+
+
+class DeliveredFingerprints:
+    """NotifyState as handler.notifypolicy's FingerprintStore, for one delivery: the scan (or fleet run)
+    that delivers and when. The table never fails the invocation: a failed read is a warning and a
+    notification (a repeat beats a loss), a failed write a warning (the next run may notify again)."""
+
+    def __init__(self, state: NotifyState, *, scan_id: str, delivered_at: Callable[[], float], what: str):
+        self._state = state
+        self._scan_id = scan_id
+        self._delivered_at = delivered_at
+        self._what = what  # "report", "fleet report": what the log lines name
+        self._table = state.table
+
+    def last(self, key: str) -> str | None:
+        try:
+            delivered = self._state.last(key)
+        except aws_errors() as exc:
+            log.warning("read the last delivered %s from %s failed (%s); notifying anyway", self._what,
+                        self._table, error_code(exc), extra={"table": self._table})
+            return None
+        return delivered.fingerprint if delivered else None
+
+    def record(self, key: str, fingerprint: str) -> str:
+        try:
+            if not self._state.record(key, DeliveredState(fingerprint, self._scan_id, self._delivered_at())):
+                log.info("a later delivery is already recorded for this %s", self._what)
+        except aws_errors() as exc:
+            log.warning("record the delivered %s failed (%s); the next run may notify again", self._what,
+                        error_code(exc), extra={"table": self._table})
+            return f"record the delivered {self._what} in {self._table}: {error_code(exc)}"
+        return ""
 
 
 def _pk(value: str) -> dict:

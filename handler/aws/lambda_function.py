@@ -117,7 +117,8 @@ def invoke(event, context, *, env, runtime: Runtime, log_stream=None) -> dict:
 def _invocation(settings, spec, scan_id: str, context, runtime: Runtime, *, run_id: str) -> dict:
     from handler.aws import metrics
     from handler.aws.notifyurls import require_apprise
-    from handler.outcome import decide, fingerprint
+    from handler.notifypolicy import notify_per_policy
+    from handler.outcome import fingerprint
 
     require_apprise(settings)  # not in the package: a configuration error before the scan
     budget = _scan_budget(settings, context)
@@ -128,22 +129,16 @@ def _invocation(settings, spec, scan_id: str, context, runtime: Runtime, *, run_
                                      "duration_ms": report.duration_ms, **_store_stats(*stores)})
     metrics.emit(report, endpoint_failed=failure is not None, function_name=getattr(context, "function_name", ""),
                  properties={"endpoint": spec.host, "scan_id": scan_id, "status": status})
-    current = fingerprint(report, endpoint_failed=failure is not None)
-    state, last = _last_delivered(settings, runtime, spec.host)
-    decision = decide(settings.notify, status, current, last)
+    messages = _EndpointMessages(settings, runtime, report, scan_id, failure, context)
+    notified = notify_per_policy(settings.notify, status, fingerprint(report, endpoint_failed=failure is not None),
+                                 key=spec.host, open_store=lambda: _notify_state(settings, runtime, scan_id, report),
+                                 publish=messages.publish,
+                                 send_urls=messages.send_urls if settings.notify_urls else None)
     result = {"scan_id": scan_id, "endpoint": spec.host, "status": status, "summary": report.summary,
-              "error": failure, "notified": False, "notify_reason": decision.reason}
-    if not decision.notify:
-        log.info("notification skipped: %s", decision.reason)
-        return result
-    page = _store_page(settings, runtime, report, scan_id)
-    if page is not None:
-        result["report_page"] = page.uri
-    result.update(_deliver(settings, runtime, report, scan_id, failure, page))
-    result.update(_notify_urls(settings, report, scan_id, failure, context, result.get("report_location"), page))
-    if state is not None and not result.get("notify_failed"):
-        _record(state, spec.host, current, scan_id, report.finished_at)
-    return result
+              "error": failure, "notified": False, "notify_reason": notified.decision.reason}
+    if not notified.decision.notify:
+        log.info("notification skipped: %s", notified.decision.reason)
+    return result | notified.fields
 
 
 def _several(settings, targets, scan_id: str, context, runtime: Runtime, *, run_id: str) -> dict:
@@ -181,12 +176,34 @@ def _several(settings, targets, scan_id: str, context, runtime: Runtime, *, run_
                                 function_name=getattr(context, "function_name", ""))
 
 
-def _notify_urls(settings, report, scan_id: str, failure, context, location, page=None) -> dict:
-    from handler.aws.notifyurls import send_urls
+class _EndpointMessages:
+    """The senders of one endpoint's report: the HTML page and SNS (without a topic, the log), then
+    the notify URLs, pointed at where the SNS message put the full report."""
 
-    return send_urls(settings, report, scan_id=scan_id, where=location or f"the function's log (scan {scan_id})",
-                     remaining=remaining_seconds(context), function_name=getattr(context, "function_name", ""),
-                     now=lambda: report.finished_at, failure=failure, page=page)
+    def __init__(self, settings, runtime: Runtime, report, scan_id: str, failure, context):
+        self._settings, self._runtime, self._context = settings, runtime, context
+        self._report, self._scan_id, self._failure = report, scan_id, failure
+        self._page = self._location = None
+
+    def publish(self):
+        from handler.notifypolicy import Sent
+
+        self._page = _store_page(self._settings, self._runtime, self._report, self._scan_id)
+        fields = {"report_page": self._page.uri} if self._page is not None else {}
+        fields |= _deliver(self._settings, self._runtime, self._report, self._scan_id, self._failure, self._page)
+        self._location = fields.get("report_location")
+        return Sent(fields)
+
+    def send_urls(self):
+        from handler.aws.notifyurls import send_urls
+        from handler.notifypolicy import Sent
+
+        fields = send_urls(self._settings, self._report, scan_id=self._scan_id,
+                           where=self._location or f"the function's log (scan {self._scan_id})",
+                           remaining=remaining_seconds(self._context),
+                           function_name=getattr(self._context, "function_name", ""),
+                           now=lambda: self._report.finished_at, failure=self._failure, page=self._page)
+        return Sent(fields, took=not fields.get("notify_failed"))
 
 
 def _scan(settings, spec, runtime: Runtime, budget: float | None, run_id: str):
@@ -265,32 +282,12 @@ def _deliver(settings, runtime: Runtime, report, scan_id: str, failure, page=Non
             "report_location": delivery.location.uri if delivery.location else None}
 
 
-def _last_delivered(settings, runtime: Runtime, endpoint: str):
-    """(state store, last fingerprint); a failed read means "notify": a repeat beats a loss."""
-    from handler.aws.clients import aws_errors, error_code
-    from handler.aws.dynamodb import NotifyState
+def _notify_state(settings, runtime: Runtime, scan_id: str, report):
+    """NOTIFY=change's store: the endpoint's last delivered fingerprint in DynamoDB."""
+    from handler.aws.dynamodb import DeliveredFingerprints, NotifyState
 
-    if settings.notify != "change":
-        return None, None
     state = NotifyState(settings.state_table, client=runtime.clients.client("dynamodb"), clock=runtime.clock)
-    try:
-        last = state.last(endpoint)
-    except aws_errors() as exc:
-        log.warning("read the last delivered report from %s failed (%s); notifying anyway",
-                    settings.state_table, error_code(exc))
-        return state, None
-    return state, last.fingerprint if last else None
-
-
-def _record(state, endpoint: str, current: str, scan_id: str, finished_at: float) -> None:
-    from handler.aws.clients import aws_errors, error_code
-    from handler.aws.dynamodb import DeliveredState
-
-    try:
-        if not state.record(endpoint, DeliveredState(current, scan_id, finished_at)):
-            log.info("a later delivery is already recorded for this endpoint")
-    except aws_errors() as exc:
-        log.warning("record the delivered report failed (%s); the next scan may notify again", error_code(exc))
+    return DeliveredFingerprints(state, scan_id=scan_id, delivered_at=lambda: report.finished_at, what="report")
 
 
 def _scan_budget(settings, context) -> float | None:

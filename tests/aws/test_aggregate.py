@@ -417,6 +417,19 @@ def test_without_a_topic_the_notify_urls_still_get_the_run(aws):
     assert aws.receive(aws.raw_queue) == []
 
 
+def test_with_neither_a_topic_nor_a_notify_url_nothing_is_decided_and_no_state_is_read(aws):
+    fleet_list(aws, 1)
+    writer = MapRunWriter(aws)
+    output = writer.write(SUCCEEDED=[child([0], writer.run)])
+    environment = env(aws, NOTIFY="change", STATE_TABLE="no-such-table")
+    del environment["SNS_TOPIC_ARN"]
+    stream = io.StringIO()
+    result = run(aws, writer.event(output), environment, stream=stream)
+    assert not result["notified"] and result["notify_reason"] == "no SNS_TOPIC_ARN set"
+    assert "notification skipped: no SNS_TOPIC_ARN set" in stream.getvalue()
+    assert "notifying anyway" not in stream.getvalue()  # the missing table was never asked
+
+
 def test_a_version_checked_container_with_nothing_newer_is_not_outdated_in_the_document_fingerprint():
     from dataclasses import replace
 

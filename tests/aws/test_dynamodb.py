@@ -96,6 +96,33 @@ def test_notify_state_round_trip_and_an_older_scan_does_not_overwrite(aws, clock
     assert state.last("tcp://other:2376") is None
 
 
+def test_the_notify_store_for_the_policy_flow_records_with_its_scan_and_time(aws, clock):
+    from handler.aws.dynamodb import DeliveredFingerprints
+
+    state = NotifyState(aws.table, client=aws.client("dynamodb"), clock=clock)
+    store = DeliveredFingerprints(state, scan_id="scan-1", delivered_at=lambda: 1000.0, what="report")
+    assert store.last("tcp://h:2376") is None
+    assert store.record("tcp://h:2376", "fp-1") == ""
+    assert store.last("tcp://h:2376") == "fp-1"
+    assert state.last("tcp://h:2376") == DeliveredState("fp-1", "scan-1", 1000.0)
+    state.record("tcp://h:2376", DeliveredState("fp-2", "scan-2", 2000.0))
+    assert store.record("tcp://h:2376", "fp-3") == "" and store.last("tcp://h:2376") == "fp-2"  # the later stays
+
+
+def test_a_notify_table_that_fails_is_a_warning_a_notification_and_no_record(aws, clock, caplog):
+    from handler.aws.dynamodb import DeliveredFingerprints
+
+    state = NotifyState("no-such-table", client=aws.client("dynamodb"), clock=clock)
+    store = DeliveredFingerprints(state, scan_id="run-1", delivered_at=clock.now, what="fleet report")
+    with caplog.at_level("WARNING", logger="spyglass.aws"):
+        assert store.last("fleet:prod") is None
+        problem = store.record("fleet:prod", "fp-1")
+    assert "ResourceNotFoundException" in problem and "no-such-table" in problem
+    read, write = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "last delivered fleet report from no-such-table" in read and "notifying anyway" in read
+    assert "ResourceNotFoundException" in write and "the next run may notify again" in write
+
+
 def test_token_cache_spec_for_the_cli(aws, tmp_path):
     from engine.errors import ConfigurationError
     from handler.cli import _token_store, read_settings
