@@ -159,7 +159,7 @@ def _several(settings, targets, scan_id: str, context, runtime: Runtime, *, run_
         specs = fleet_endpoints(targets.fleet, settings.endpoint, s3=runtime.clients.client("s3"))
     budget = _scan_budget(settings, context)
     log.info("scan started", extra={"scan_budget_s": budget, "endpoints": len(specs), "batch": targets.batch})
-    doc, caches = scan_endpoints(settings, specs, runtime, budget, run_id, name=run_id)
+    doc, caches = scan_endpoints(settings, specs, runtime, budget, run_id, name=targets.fleet_name or run_id)
     log.info("scan finished", extra={"status": doc["status"], "summary": doc["summary"],
                                      "duration_ms": doc["duration_ms"], **caches})
     metrics.emit_fleet(doc, function_name=getattr(context, "function_name", ""),

@@ -16,6 +16,7 @@ after one. docs/lambda.md's variable table is written from the table.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from typing import Mapping
 
@@ -127,6 +128,18 @@ class Targets:
     correlation_id: str
     fleet: FleetLocation | None = None
     batch: bool = False  # a Step Functions batch: return the report, publish nothing
+
+    @property
+    def fleet_name(self) -> str:
+        """The name of a list's or fleet's report, and its NOTIFY=change state key: the event's
+        correlation_id, else one that stays the same from one invocation to the next for the same
+        fleet (the S3 list's location; the listed hosts' digest), so that change can match."""
+        if self.correlation_id:
+            return self.correlation_id
+        if self.fleet is not None:
+            return f"s3://{self.fleet.bucket}/{self.fleet.key}"
+        hosts = "\n".join(sorted({spec.host for spec in self.endpoints}))
+        return "endpoints-" + hashlib.sha256(hosts.encode()).hexdigest()[:12]
 
 
 _SHAPES = ("endpoint", "endpoints", "fleet", "Items")

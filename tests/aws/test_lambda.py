@@ -195,6 +195,17 @@ def test_a_list_event_under_notify_change_sends_nothing_when_unchanged_and_a_bat
     assert len(hooks.to("/hooks/list")) == 1  # the batch returned its report to the state machine
 
 
+def test_a_list_event_without_a_correlation_id_keeps_its_notify_state_under_a_name_of_its_hosts(aws):
+    endpoints = [{"host": f"tcp://127.0.0.1:{closed_port()}", "name": "web-a"},
+                 {"host": f"tcp://127.0.0.1:{closed_port()}", "name": "web-b"}]
+    env = {"SNS_TOPIC_ARN": aws.topic_arn, "NOTIFY": "change", "STATE_TABLE": aws.table}
+    first, _ = run(env, aws, {"endpoints": endpoints})
+    again, _ = run(env, aws, {"endpoints": list(reversed(endpoints))})  # the same hosts, another order
+    other, _ = run(env, aws, {"endpoints": endpoints[:1]})
+    assert first["notified"] and other["notified"]
+    assert not again["notified"] and again["notify_reason"] == "unchanged since the last delivered report"
+
+
 def test_apply_with_a_list_event_scans_and_says_it_did_not_update(aws):
     event = {"endpoints": [{"host": f"tcp://127.0.0.1:{closed_port()}", "name": "web-a"},
                            {"host": f"tcp://127.0.0.1:{closed_port()}", "name": "web-b"}]}
