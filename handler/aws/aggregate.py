@@ -194,17 +194,24 @@ def notify_once(settings, clients, doc: dict, run_id: str, location, now, *,
     from handler.notifypolicy import Sent, notify_per_policy
     from handler.outcome import document_fingerprint
 
+    pages: list = []  # the HTML page, stored once when the decision says send (its link in every message)
+
+    def page():
+        if not pages:
+            pages.append(store_page(settings, clients, doc, location, now))
+        return pages[0]
+
     def open_store():
         state = NotifyState(settings.state_table, client=clients.client("dynamodb"))
         return DeliveredFingerprints(state, scan_id=run_id, delivered_at=now, what="fleet report")
 
     def publish():
-        return Sent(_publish(settings, clients, doc, run_id, location))  # raises when SNS did not take it
+        return Sent(_publish(settings, clients, doc, run_id, location, page()))  # raises when SNS did not take it
 
     def urls():
         where = location.uri if location is not None else f"nowhere: no REPORT_BUCKET (run {run_id})"
         sent = send_urls(settings, doc, scan_id=run_id, where=where, remaining=remaining(),
-                         function_name=function_name, now=now)
+                         function_name=function_name, now=now, page=page())
         return Sent(sent, took=not sent.get("notify_failed"))
 
     notified = notify_per_policy(settings.notify, doc["status"], document_fingerprint(doc), key=f"fleet:{doc['name']}",
@@ -215,16 +222,29 @@ def notify_once(settings, clients, doc: dict, run_id: str, location, now, *,
         why = decision.reason if decision is not None else "no SNS_TOPIC_ARN set"
         log.info("notification skipped: %s", why)
         return {"notified": False, "notify_reason": why}
-    return {"notified": False, "notify_reason": decision.reason} | notified.fields
+    stored_page = {"report_page": pages[0].uri} if pages and pages[0] is not None else {}
+    return {"notified": False, "notify_reason": decision.reason} | stored_page | notified.fields
 
 
-def _publish(settings, clients, doc: dict, run_id: str, location) -> dict:
+def store_page(settings, clients, doc: dict, location, now: Callable[[], float]):
+    """The fleet report as one HTML page beside its JSON copy, and the presigned link to it (None without
+    the JSON copy, or when the upload failed: the messages then go without it)."""
+    from engine.report_html import render_html
+    from handler.aws.report_page import PageStore, page_key
+
+    if location is None:
+        return None
+    store = PageStore(clients.client("s3"), location.bucket, expires_in=settings.report_link_expiry, clock=now)
+    return store.put(page_key(location.key), render_html(doc))
+
+
+def _publish(settings, clients, doc: dict, run_id: str, location, page=None) -> dict:
     """The run's one SNS message (a DeliveryError fails the invocation: the task's retry)."""
     from handler.aws.clients import arn_region
     from handler.aws.fleetreport import message
     from handler.aws.sns import Publisher
 
-    sent = message(doc, run_id=run_id, location=location)
+    sent = message(doc, run_id=run_id, location=location, page=page)
     publisher = Publisher(clients.client("sns", region=arn_region(settings.topic_arn)), settings.topic_arn)
     message_id = publisher.publish(sent, scan_id=run_id, endpoint=f"fleet:{doc['name']}")
     log.info("fleet report delivered", extra={"message_id": message_id, "bytes": sent.size,

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable
 
 from engine.text import one_line
+from handler.aws.report_page import PageLink, with_link
 from handler.aws.resultwriter import BatchOutcome
 from handler.aws.sns import (JSON_PROTOCOLS, MAX_MESSAGE_BYTES, SLACK_BYTES, SUBJECT_MAX, Location, SnsMessage,
                              compact_json, most_that_fit)
@@ -124,21 +125,25 @@ def _timestamp(seconds: float) -> str:
 # -- the message ------------------------------------------------------------------------------
 
 def message(doc: dict, *, run_id: str, location: Location | None,
-            limit: int = MAX_MESSAGE_BYTES - SLACK_BYTES) -> SnsMessage:
-    """The fleet report as one SNS message; what does not fit is left to the S3 copy (see module doc)."""
+            limit: int = MAX_MESSAGE_BYTES - SLACK_BYTES, page: PageLink | None = None) -> SnsMessage:
+    """The fleet report as one SNS message; what does not fit is left to the S3 copy (see module doc).
+    With ``page`` (the HTML report in the bucket), every variant carries its link: the JSON as
+    ``report_page``, the text on its second line."""
+    extra = {"report_page": page.to_dict()} if page is not None else {}
     containers = sum(len(e.get("containers") or ()) for e in doc["endpoints"])
     if containers * 4 * MIN_CONTAINER_BYTES < limit:  # else it cannot fit: a fleet's JSON is not built twice
-        full = _message(doc, dict(doc, run_id=run_id, truncated=False), run_id, location, truncated=False)
+        full = _message(doc, dict(doc, run_id=run_id, truncated=False, **extra), run_id, location,
+                        truncated=False, page=page)
         if full.size <= limit:
             return full
     attention = _attention(doc["endpoints"])
 
     def keeping(count: int) -> SnsMessage:
         short = dict(doc, endpoints=attention[:count], run_id=run_id, truncated=True,
-                     omitted_endpoints=len(doc["endpoints"]) - count)
+                     omitted_endpoints=len(doc["endpoints"]) - count, **extra)
         if location is not None:
             short["report_location"] = location.to_dict()
-        return _message(doc, short, run_id, location, truncated=True)
+        return _message(doc, short, run_id, location, truncated=True, page=page)
 
     return most_that_fit(keeping, len(attention), limit)  # the most endpoints needing a look that fit
 
@@ -153,8 +158,9 @@ def _attention(endpoints: list[dict]) -> list[dict]:
     return kept
 
 
-def _message(doc: dict, body: dict, run_id: str, location: Location | None, *, truncated: bool) -> SnsMessage:
-    text = summary_text(doc, run_id, location)
+def _message(doc: dict, body: dict, run_id: str, location: Location | None, *, truncated: bool,
+             page: PageLink | None = None) -> SnsMessage:
+    text = with_link(summary_text(doc, run_id, location), page)
     variants = {"default": text, "email": text}
     variants.update(dict.fromkeys(JSON_PROTOCOLS, compact_json(body)))
     return SnsMessage(subject(doc), json.dumps(variants, ensure_ascii=False), attributes(doc, run_id, truncated),

@@ -49,6 +49,14 @@ class PageLink:
         return f"Report page (link valid until {self.expires_iso} at the latest): {self.url}"
 
 
+def with_link(text: str, page: PageLink | None) -> str:
+    """The text with the page's link as its second line, where a reader looks after the counts."""
+    if page is None:
+        return text
+    first, _, rest = text.partition("\n")
+    return f"{first}\n{page.line()}\n{rest}"
+
+
 def page_key(json_key: str) -> str:
     """The page's key beside the JSON report's."""
     return (json_key[: -len(".json")] if json_key.endswith(".json") else json_key) + ".html"

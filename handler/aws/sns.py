@@ -40,7 +40,7 @@ from engine.errors import SpyglassError
 from engine.report import ERROR, STALE, Report, render_text, summary_line
 from engine.text import one_line
 from handler.aws.clients import aws_errors, error_code, is_temporary
-from handler.aws.report_page import PageLink
+from handler.aws.report_page import PageLink, with_link
 from handler.outcome import action_counts
 
 log = logging.getLogger("spyglass.aws")
@@ -172,18 +172,10 @@ def compact_json(doc: dict) -> str:
 def _message(report: Report, doc: dict, email: str, scan_id: str, failure: str | None, *,
              truncated: bool = False, page: PageLink | None = None) -> SnsMessage:
     body = compact_json(doc)
-    variants = {"default": _with_link(_summary(report, scan_id, failure), page), "email": _with_link(email, page)}
+    variants = {"default": with_link(_summary(report, scan_id, failure), page), "email": with_link(email, page)}
     variants.update({protocol: body for protocol in JSON_PROTOCOLS})
     return SnsMessage(subject(report, failure), json.dumps(variants, ensure_ascii=False),
                       attributes(report, scan_id, failure, truncated), truncated)
-
-
-def _with_link(text: str, page: PageLink | None) -> str:
-    """The text with the page's link as its second line, where a reader looks after the counts."""
-    if page is None:
-        return text
-    first, _, rest = text.partition("\n")
-    return f"{first}\n{page.line()}\n{rest}"
 
 
 def subject(report: Report, failure: str | None = None) -> str:

@@ -179,7 +179,8 @@ def test_one_message_for_the_run_says_what_went_unscanned(aws):
     [envelope] = aws.receive(aws.envelope_queue)
     body = json.loads(raw["Body"])
     assert body["run_id"] == "exec-1" and body["truncated"] is False and len(body["endpoints"]) == 4
-    assert body == dict(stored(aws, result), run_id="exec-1", truncated=False)
+    page = body["report_page"]  # the run's HTML page, beside its JSON copy in the bucket
+    assert body == dict(stored(aws, result), run_id="exec-1", truncated=False, report_page=page)
     notification = json.loads(envelope["Body"])
     subject = notification["Subject"]
     assert subject == "spyglass fleet prod: 3 stale, 0 errors of 9 on 4 hosts, 1 unscanned"
@@ -187,10 +188,18 @@ def test_one_message_for_the_run_says_what_went_unscanned(aws):
     from handler.aws.sns import Location
 
     bucket, key = result["report_location"].removeprefix("s3://").split("/", 1)
-    sent = message(stored(aws, result), run_id="exec-1", location=Location(bucket, key))
+    assert result["report_page"] == page["uri"] == f"s3://{bucket}/{key.removesuffix('.json')}.html"
+    stored_page = aws.client("s3").get_object(Bucket=bucket, Key=page["key"])
+    html = stored_page["Body"].read().decode()
+    assert stored_page["ContentType"].startswith("text/html") and "docker-0003" in html and "batch-failed" in html
+    from handler.aws.report_page import PageLink
+
+    link = PageLink(page["bucket"], page["key"], page["url"], 1_796_076_060.0 + 86_400)
+    sent = message(stored(aws, result), run_id="exec-1", location=Location(bucket, key), page=link)
     variants = json.loads(sent.message)
     text = variants["email"]
     assert variants["default"] == text and variants["sqs"] == raw["Body"]
+    assert text.splitlines()[1] == link.line() and page["url"].startswith("https://")
     assert "1 endpoints went unscanned (1 batches failed, 0 not started)" in text
     assert "registry.example.com/app-1:1.1 is stale on 3 of 4 hosts: docker-0000, docker-0001, docker-0002" in text
     assert "not listed: docker-0003 (batch-failed)" in text and result["report_location"] in text
