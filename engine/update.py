@@ -48,8 +48,8 @@ def update(api: EngineApi, run_scan: Callable[[], Report], options: UpdateOption
     if dry_run or (confirm is not None and not confirm(plan)):
         actions = {s.name: Action("planned", s.kind, None, s.old_digest, s.new_digest) for s in plan.steps}
         return UpdateRun(_annotated(report, {**recovered, **actions}, plan, known), plan, confirmed=False)
-    done = execute(api, plan, replace(options, time_limit=run_limit.remaining()), inspects, images, {k.id: k.name for k in known},
-                   auth=pull_auth(keychain), clock=clock)
+    done = execute(api, plan, replace(options, time_limit=run_limit.remaining()), inspects, images,
+                   {k.id: k.name for k in known}, auth=pull_auth(keychain), clock=clock)
     for name, found in recovered.items():  # reversed, then updated: the report says both
         if name in done and done[name].reason is None:
             done[name] = replace(done[name], reason=found.reason)

@@ -31,7 +31,7 @@ import os
 import sys
 import threading
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 log = logging.getLogger("spyglass.lambda")
 
