@@ -26,10 +26,10 @@ from .clock import Clock, Deadline
 
 # Seconds per phase of a step for its Engine API calls around the waits: stop (the kill after the
 # stop timeout) and rename; or create, connect, inspect, events, start and remove (a rollback:
-# remove, rename, start). They take about 0.5 s a step on the loaded 2-core test machine at no
-# delay (bench/results/20261130T225629Z-update.json: 30.8 s for 20 rolling updates, 20 of them
-# one-second health checks), 1 to 2 s over a 50 ms round trip that reopens TLS connections;
-# 3 s keeps a slow daemon from turning into an abandoned step.
+# remove, rename, start). They took about 0.5 s a step on the loaded 2-core test machine at no
+# delay and about 1 s at a 50 ms round trip (docs/update.md, "Measured": 20 rolling updates, each
+# with a one-second health check, in 30.8 s and 43.8 s); 3 s keeps a slow daemon from turning
+# into an abandoned step.
 STEP_MARGIN = 3.0
 
 
