@@ -4,8 +4,9 @@ Outline (default order: the steps of one dependency level side by side, up to --
 --rolling does stop-then-start for one step before the next, each verified first):
     pre-check hooks of every step
     → pull each target by the digest the scan saw, side by side (bounded), and tag it as configured
-    → stop level by level, the last level first: pre-update hook (a failure skips the step), stop with the container's
-      own signal and timeout, rename it aside (NAME.spyglass-old, engine/aside.py)
+    → stop level by level, the last level first: with a time limit, a step that could not finish in what is
+      left is skipped untouched (no-time-left, engine/timebox.py); pre-update hook (a failure skips the step),
+      stop with the container's own signal and timeout, rename it aside (NAME.spyglass-old, engine/aside.py)
     → start level by level, the first first: create NAME from the derived configuration
       (engine/recreate.py), connect its other networks, start it while watching its events
       (engine/verify.py)
@@ -21,16 +22,19 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Mapping, TypeVar
 
 from .aside import aside_name
 from .clock import Clock, SystemClock
 from .engineapi import EngineApi, EngineCallError
 from .hooks import run_hook
+from .lifecycle import Hook
 from .name import Reference, parse_reference
 from .plan import UPDATE, Plan, Step
 from .recreate import CreateSpec, derive
 from .report import Action
+from .timebox import STEP_MARGIN, StepNeed, TimeBox
 from .verify import has_health_check, watch
 
 log = logging.getLogger("spyglass.update")
@@ -49,6 +53,9 @@ class UpdateOptions:
     cleanup: bool = False
     pull_concurrency: int = 4
     settle: float = 2.0  # seconds a container without a health check must stay up (at most health_timeout)
+    # Seconds the run may take from the start of the call it is given to (update() or execute()); a step
+    # that could not finish within what is left is not started (engine/timebox.py). None: no limit.
+    time_limit: float | None = None
 
 
 @dataclass
@@ -71,6 +78,7 @@ def execute(api: EngineApi, plan: Plan, options: UpdateOptions, inspects: Mappin
     """Every step carried out; its Action by container name. Only unexpected bugs raise."""
     clock = clock or SystemClock()
     works = [_Work(step, clock.monotonic()) for step in plan.steps]
+    box = TimeBox(clock, options.time_limit, concurrency=options.pull_concurrency)
     runner = _Runner(api, options, clock)
     for work in works:
         runner.prepare(work, inspects, images, names_by_id)
@@ -80,13 +88,18 @@ def execute(api: EngineApi, plan: Plan, options: UpdateOptions, inspects: Mappin
     active = [w for w in works if w.action is None]
     if options.rolling:
         for work in active:
-            if runner.stop(work):
+            if runner.stop(work, box.admit_alone):
                 runner.start(work)
     else:
+        # Every level's stops come before any start: a step is admitted only if the starts of every
+        # step admitted before it (of this level and the ones stopped earlier) and its own still fit
+        # after the latest stop, so the start phase that follows never runs out of time.
         levels = _levels(active)
         stopped: set[int] = set()
-        for level in reversed(levels):
-            stopped |= {id(w) for w, ok in zip(level, side_by_side(runner.stop, level, options.pull_concurrency)) if ok}
+        for depth in reversed(range(len(levels))):
+            stop = partial(runner.stop, admit=partial(box.admit_before_starts, level=depth))
+            level = levels[depth]
+            stopped |= {id(w) for w, ok in zip(level, side_by_side(stop, level, options.pull_concurrency)) if ok}
         for level in levels:
             side_by_side(runner.start, [w for w in level if id(w) in stopped], options.pull_concurrency)
     for work in works:
@@ -95,6 +108,10 @@ def execute(api: EngineApi, plan: Plan, options: UpdateOptions, inspects: Mappin
     if options.cleanup:
         runner.clean_up(works)
     return {w.step.name: w.action or Action("failed", "not-run") for w in works}
+
+
+def _hook_timeout(hooks: Mapping[str, Hook], stage: str) -> float:
+    return hooks[stage].timeout if stage in hooks else 0.0
 
 
 def _levels(works: list[_Work]) -> list[list[_Work]]:
@@ -173,16 +190,17 @@ class _Runner:
             return f"pull {image}: {exc}"
         return None
 
-    def stop(self, work: _Work) -> bool:
-        """Pre-update hook, stop, rename aside; False (with the step's action) when it did not happen."""
+    def stop(self, work: _Work, admit: Callable[[StepNeed], str | None]) -> bool:
+        """Admitted in time, pre-update hook, stop, rename aside; False (with the step's action) when it did not happen."""
+        refused = admit(self.need(work))
+        if refused:
+            self.finish(work, "skipped", "no-time-left", refused)
+            return False
         old = work.inspect["Id"]
         if not self.hook(work, "pre-update", old):
             return False
-        timeout = self.options.stop_timeout
-        if timeout is None:
-            timeout = (work.inspect.get("Config") or {}).get("StopTimeout") or DEFAULT_STOP_TIMEOUT
         try:
-            self.api.stop(old, int(timeout))
+            self.api.stop(old, self._stop_timeout(work))
         except EngineCallError as exc:
             self.finish(work, "failed", "stop-failed", str(exc))
             return False
@@ -193,6 +211,23 @@ class _Runner:
             self.finish(work, "failed", "rename-failed", str(exc))
             return False
         return True
+
+    def need(self, work: _Work) -> StepNeed:
+        """The most the step may take. The health check is judged by the old container (its image's
+        included): a new image that adds one is the one case the settle time under-reserves."""
+        hooks = work.step.hooks
+        verify = self._verify_limit(has_health_check(work.inspect))
+        return StepNeed(stop=_hook_timeout(hooks, "pre-update") + self._stop_timeout(work) + STEP_MARGIN,
+                        start=verify + _hook_timeout(hooks, "post-update") + STEP_MARGIN)
+
+    def _stop_timeout(self, work: _Work) -> int:
+        timeout = self.options.stop_timeout
+        if timeout is None:
+            timeout = (work.inspect.get("Config") or {}).get("StopTimeout") or DEFAULT_STOP_TIMEOUT
+        return int(timeout)
+
+    def _verify_limit(self, health: bool) -> float:
+        return self.options.health_timeout if health else min(self.options.settle, self.options.health_timeout)
 
     def start(self, work: _Work) -> None:
         """Create, connect, start and watch the new container; roll back when it is not up."""
@@ -207,7 +242,7 @@ class _Runner:
             created = self.api.inspect_container(work.new_id)
             work.new_image = created.get("Image", "")
             health = has_health_check(created)
-            limit = self.options.health_timeout if health else min(self.options.settle, self.options.health_timeout)
+            limit = self._verify_limit(health)
             with self.api.events(work.new_id) as stream:
                 self.api.start(work.new_id)
                 reason, detail = watch(stream, healthy_needed=health, limit=limit, clock=self.clock)

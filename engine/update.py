@@ -6,7 +6,8 @@ Outline:
     → plan from its stale containers and the list (engine/plan.py); one inspect per step and per
       distinct image, side by side, which also tells volumes_from (then the order is planned again)
     → dry run: each step "planned"; refused at the prompt: nothing done
-    → execute (engine/apply.py)
+    → execute (engine/apply.py), with what is left of options.time_limit (counted from this run's start,
+      so the recovery and the scan spend it first)
     → the scan's report with an Action on every container the run touched, planned or skipped
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Callable
 
 from .apply import PullAuth, UpdateOptions, execute, side_by_side
 from .authn import ANONYMOUS_KEYCHAIN, Keychain
-from .clock import Clock
+from .clock import Clock, Deadline, SystemClock
 from .engineapi import EngineApi, EngineCallError
 from .name import Reference
 from .plan import Known, Plan, make_plan
@@ -36,6 +37,8 @@ def update(api: EngineApi, run_scan: Callable[[], Report], options: UpdateOption
            selection: Selection = Selection(), dry_run: bool = False, confirm: Callable[[Plan], bool] | None = None,
            keychain: Keychain = ANONYMOUS_KEYCHAIN, clock: Clock | None = None) -> UpdateRun:
     """The whole run; raises DaemonError only when the endpoint cannot be listed."""
+    clock = clock or SystemClock()
+    run_limit = Deadline(clock, options.time_limit)
     known = _known(api)
     recovered = {} if dry_run else recover(api, known)
     report = run_scan()
@@ -45,8 +48,8 @@ def update(api: EngineApi, run_scan: Callable[[], Report], options: UpdateOption
     if dry_run or (confirm is not None and not confirm(plan)):
         actions = {s.name: Action("planned", s.kind, None, s.old_digest, s.new_digest) for s in plan.steps}
         return UpdateRun(_annotated(report, {**recovered, **actions}, plan, known), plan, confirmed=False)
-    done = execute(api, plan, options, inspects, images, {k.id: k.name for k in known},
-                   auth=pull_auth(keychain), clock=clock)
+    done = execute(api, plan, replace(options, time_limit=run_limit.remaining()), inspects, images,
+                   {k.id: k.name for k in known}, auth=pull_auth(keychain), clock=clock)
     for name, found in recovered.items():  # reversed, then updated: the report says both
         if name in done and done[name].reason is None:
             done[name] = replace(done[name], reason=found.reason)

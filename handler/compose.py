@@ -204,13 +204,14 @@ def _scan_warmed(config: ScanConfig, daemons: list[DockerDaemon], credentials: K
             pools.close()
 
 
-def update_options(values: Mapping[str, object]) -> UpdateOptions:
-    """The update's options from resolved settings (the same rows in the CLI, the Action and the Lambda)."""
+def update_options(values: Mapping[str, object], *, time_limit: float | None = None) -> UpdateOptions:
+    """The update's options from resolved settings (the same rows in the CLI, the Action and the Lambda);
+    time_limit: seconds the run may take from its start (the Lambda's time left), None for none."""
     from engine.apply import UpdateOptions
 
     return UpdateOptions(rolling=values["rolling"], health_timeout=values["health_timeout"],
                          stop_timeout=values["stop_timeout"], cleanup=values["cleanup"],
-                         pull_concurrency=values["concurrency"])
+                         pull_concurrency=values["concurrency"], time_limit=time_limit)
 
 
 def run_update(config: ScanConfig, options: UpdateOptions, *, dry_run: bool = False,

@@ -5,7 +5,8 @@
          (an EventBridge scheduled event carries none: the environment's endpoint)
       2. TLS material from Secrets Manager or SSM into a private folder, registry
          credentials from a secret (in memory), ECR through the function's role
-      3. scan, bounded by the time Lambda leaves minus SPYGLASS_DELIVERY_MARGIN
+      3. scan, bounded by the time Lambda leaves minus SPYGLASS_DELIVERY_MARGIN; with APPLY, the update
+         after it within the same time (a container whose update could not finish is not started)
       4. NOTIFY policy (always, stale, change against the state in DynamoDB)
       5. with a report bucket, the HTML report beside the JSON report's key and a presigned
          link to it (SPYGLASS_REPORT_LINK_EXPIRY) for the messages below
@@ -30,6 +31,7 @@ import os
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 
 log = logging.getLogger("spyglass.lambda")
 
@@ -123,7 +125,8 @@ def _invocation(settings, spec, scan_id: str, context, runtime: Runtime, *, run_
     require_apprise(settings)  # not in the package: a configuration error before the scan
     budget = _scan_budget(settings, context)
     log.info("scan started", extra={"scan_budget_s": budget, "notify": settings.notify})
-    report, failure, stores = _scan(settings, spec, runtime, budget, run_id)
+    report, failure, stores = _scan(settings, spec, runtime, budget, run_id,
+                                    update_limit=lambda: _update_limit(settings, context))
     status = "errors" if failure else report.status
     log.info("scan finished", extra={"status": status, "summary": report.summary, "error": failure,
                                      "duration_ms": report.duration_ms, **_store_stats(*stores)})
@@ -206,8 +209,10 @@ class _EndpointMessages:
         return Sent(fields, took=not fields.get("notify_failed"))
 
 
-def _scan(settings, spec, runtime: Runtime, budget: float | None, run_id: str):
-    """(report, endpoint failure message or None, (token store, digest cache), each None when unused)."""
+def _scan(settings, spec, runtime: Runtime, budget: float | None, run_id: str, *,
+          update_limit: Callable[[], float | None] = lambda: None):
+    """(report, endpoint failure message or None, (token store, digest cache), each None when unused);
+    update_limit() is asked just before an update (APPLY) for the seconds it may take."""
     from engine.errors import DaemonError
     from engine.report import ENDPOINT_ERROR, UNREACHABLE, EndpointResult, Report
     from handler.aws.fleetscan import shared_caches
@@ -220,7 +225,8 @@ def _scan(settings, spec, runtime: Runtime, budget: float | None, run_id: str):
             collaborators = dict(clock=runtime.clock, pools=runtime.pools_for(config), token_store=store,
                                  keychain_wrapper=wrapper, digest_cache=digests)
             if settings.apply:  # APPLY: the scan, then the update (one report, one message)
-                report = run_update(config, update_options(settings.update), **collaborators).report
+                options = update_options(settings.update, time_limit=update_limit())
+                report = run_update(config, options, **collaborators).report
             else:
                 report = run_scan(config, **collaborators)
         except DaemonError as exc:
@@ -300,6 +306,13 @@ def _scan_budget(settings, context) -> float | None:
         log.warning("only %.1f s left for the scan and its delivery; registries get no time", remaining)
         budget = MIN_SCAN_SECONDS
     return budget if settings.timeout is None else min(settings.timeout, budget)
+
+
+def _update_limit(settings, context) -> float | None:
+    """Seconds an update (its scan included) may take: what Lambda leaves minus the delivery margin
+    (None outside Lambda: no limit). Counted from the update's start, so the scan spends it first."""
+    remaining = remaining_seconds(context)
+    return None if remaining is None else max(0.0, remaining - settings.delivery_margin)
 
 
 def remaining_seconds(context) -> float | None:

@@ -9,7 +9,7 @@ import pytest
 from handler.aws.settings import settings_from_env
 from tests.stack.updates import HEALTHY, TRAP, App
 
-from .conftest import SCHEMA
+from .conftest import SCHEMA, FakeContext
 from .test_lambda_stack import by_name, lambda_env, run  # noqa: F401 - lambda_env is a fixture
 
 
@@ -41,3 +41,22 @@ def test_apply_updates_and_one_message_carries_the_actions(app, aws, lambda_env)
     attributes = json.loads(envelope["Body"])["MessageAttributes"]
     assert attributes["updated_count"]["Value"] == "1" and attributes["rolled_back_count"]["Value"] == "0"
     assert app.inspect("lam")["Id"] != before
+
+
+def test_apply_updates_only_what_can_finish_before_the_delivery_margin(app, aws, lambda_env):  # noqa: F811
+    # 50 s left, 10 kept for delivery: 40 s for the scan and the update. quick (no health check) needs
+    # about 9 s; slow needs its 60 s health timeout alone, so it is not started.
+    app.stale("quick", [TRAP, "ENV V=1"], [TRAP, "ENV V=2"])
+    app.stale("slow", [TRAP, HEALTHY, "ENV V=1"], [TRAP, HEALTHY, "ENV V=2"])
+    quick, slow = app.run("quick", "quick:1"), app.run("slow", "slow:1")
+    env = lambda_env | {"APPLY": "true", "SPYGLASS_NAMES": f"{app.name('quick')},{app.name('slow')}",
+                        "SPYGLASS_STOP_TIMEOUT": "1", "SPYGLASS_DELIVERY_MARGIN": "10"}
+
+    run(env, aws=aws, context=FakeContext(remaining_seconds=50.0))
+
+    [raw] = aws.receive(aws.raw_queue)
+    containers = by_name(json.loads(raw["Body"]))
+    assert containers[app.name("quick")]["action"]["action"] == "updated"
+    assert containers[app.name("slow")]["action"]["reason"] == "no-time-left"
+    assert app.inspect("quick")["Id"] != quick and app.inspect("slow")["Id"] == slow
+    assert app.ours() == [app.name("quick"), app.name("slow")]  # nothing aside

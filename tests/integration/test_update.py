@@ -15,8 +15,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from engine.apply import UpdateOptions
 from engine.report import schema
 from handler.cli import main
+from handler.compose import ScanConfig, daemon_settings, run_update
 from tests.reportdoc import assert_reads_back, containers_of
 from tests.stack.updates import HEALTHY, TRAP, UNHEALTHY, W, App
 
@@ -36,6 +38,16 @@ class CliApp(App):
             jsonschema.validate(report, SCHEMA)
             assert_reads_back(report)  # actions included (Report.from_dict)
         return code, report, err.getvalue()
+
+    def update_within(self, *names: str, options: UpdateOptions) -> dict:
+        """The update as the Lambda runs it (a time limit the CLI never sets); its report as a document."""
+        stack = self.stack
+        config = ScanConfig(daemon=daemon_settings(stack.daemon.host, tls_verify=True, cert_dir=stack.daemon.cert_dir),
+                            names=tuple(self.name(n) for n in names), registry_ca=str(stack.registry_ca),
+                            docker_config=str(stack.docker_config), insecure_registries=(stack.plain.address,))
+        report = run_update(config, options).report.to_dict()
+        jsonschema.validate(report, SCHEMA)
+        return report
 
     def action(self, report: dict, name: str) -> dict:
         return {c["name"]: c for c in containers_of(report)}[self.name(name)].get("action")
@@ -254,3 +266,25 @@ def test_an_interactive_run_shows_the_plan_and_does_only_what_the_answer_says(ap
         assert action["action"] == "planned" and app.inspect("asked")["Id"] == before
     else:
         assert action["action"] == "updated" and app.inspect("asked")["Id"] != before
+
+
+@pytest.mark.parametrize("rolling", [False, True])
+def test_a_time_limit_updates_what_fits_and_leaves_what_does_not_untouched(app, rolling):
+    # quick has no health check: it needs its stop (1 s) + the 2 s settle + margins, about 9 s; slow
+    # has one: it needs 60 s for it alone. 40 s leave room for the scan and quick, never for slow.
+    app.stale("quick", [TRAP, "ENV V=1"], [TRAP, "ENV V=2"])
+    app.stale("slow", [TRAP, HEALTHY, "ENV V=1"], [TRAP, HEALTHY, "ENV V=2"])
+    quick, slow = app.run("quick", "quick:1"), app.run("slow", "slow:1")
+    mark = app.stack.daemon.mark()
+
+    report = app.update_within("quick", "slow", options=UpdateOptions(rolling=rolling, stop_timeout=1,
+                                                                      health_timeout=60, time_limit=40))
+
+    assert app.action(report, "quick")["action"] == "updated"
+    skipped = app.action(report, "slow")
+    assert (skipped["action"], skipped["reason"]) == ("skipped", "no-time-left"), skipped
+    assert app.inspect("quick")["Id"] != quick and app.inspect("quick")["State"]["Running"]
+    assert app.inspect("slow")["Id"] == slow and app.inspect("slow")["State"]["Running"]
+    assert app.ours() == [app.name("quick"), app.name("slow")]  # nothing aside
+    touched = [c for c in app.stack.daemon.api_calls_since(mark) if slow[:12] in c.path or app.name("slow") in c.path]
+    assert all(c.method == "GET" for c in touched), touched  # slow was only looked at
