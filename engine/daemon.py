@@ -117,7 +117,8 @@ class ContainerSource(Protocol):
                         progress: DaemonProgress | None = None, on_listed: OnListed | None = None) -> Listing: ...
 
 
-# (settings, version) → an SDK APIClient; version None asks the daemon (GET /version). Tests pass a fake.
+# (settings, version) → a client (an enginehttp EngineClient, or the SDK's APIClient); version None asks
+# the daemon for it. Tests pass a fake.
 ClientFactory = Callable[..., object]
 
 
