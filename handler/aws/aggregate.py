@@ -230,12 +230,12 @@ def store_page(settings, clients, doc: dict, location, now: Callable[[], float])
     """The fleet report as one HTML page beside its JSON copy, and the presigned link to it (None without
     the JSON copy, or when the upload failed: the messages then go without it)."""
     from engine.report_html import render_html
-    from handler.aws.report_page import PageStore, page_key
+    from handler.aws.report_page import PageStore
 
     if location is None:
         return None
     store = PageStore(clients.client("s3"), location.bucket, expires_in=settings.report_link_expiry, clock=now)
-    return store.put(page_key(location.key), render_html(doc))
+    return store.put_beside(location.key, render_html(doc))
 
 
 def _publish(settings, clients, doc: dict, run_id: str, location, page=None) -> dict:

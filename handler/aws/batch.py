@@ -16,7 +16,7 @@ import re
 
 from engine.errors import ConfigurationError
 from handler.aws.clients import aws_errors, aws_failure, error_code
-from handler.aws.settings import EndpointSpec, FleetLocation, InvalidEventError, endpoints_from_list
+from handler.aws.settings import EndpointSpec, Location, InvalidEventError, endpoints_from_list
 
 log = logging.getLogger("spyglass.aws")
 
@@ -24,7 +24,7 @@ STATE_OUTPUT_BYTES = 256 * 1024  # Step Functions: a state's input or output
 STATE_HEADROOM = 8 * 1024  # lambda:invoke wraps the payload (Payload, StatusCode, headers...)
 
 
-def fleet_endpoints(location: FleetLocation, default: EndpointSpec, *, s3) -> tuple[EndpointSpec, ...]:
+def fleet_endpoints(location: Location, default: EndpointSpec, *, s3) -> tuple[EndpointSpec, ...]:
     """The endpoints of the fleet list at location, each over default; one error names every bad item."""
     where = f"s3://{location.bucket}/{location.key}"
     try:

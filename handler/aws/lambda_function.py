@@ -261,14 +261,14 @@ def _offload(settings, runtime: Runtime):
 def _store_page(settings, runtime: Runtime, report, scan_id: str):
     """The HTML report beside the JSON report's key in the bucket, and its presigned link (None: no bucket,
     or the upload failed; the messages then go without it)."""
-    from handler.aws.report_page import PageStore, page_key
+    from handler.aws.report_page import PageStore
     from handler.compose import render_page
 
     offload = _offload(settings, runtime)
     if offload is None:
         return None
     store = PageStore(runtime.clients.client("s3"), settings.report_bucket, expires_in=settings.report_link_expiry)
-    return store.put(page_key(offload.key_for(report, scan_id)), render_page(report))
+    return store.put_beside(offload.key_for(report, scan_id), render_page(report))
 
 
 def _deliver(settings, runtime: Runtime, report, scan_id: str, failure, page=None) -> dict:

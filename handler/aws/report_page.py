@@ -66,6 +66,10 @@ class PageStore:
     def __init__(self, client, bucket: str, *, expires_in: int, clock: Callable[[], float] = time.time) -> None:
         self._client, self._bucket, self._expires_in, self._clock = client, bucket, expires_in, clock
 
+    def put_beside(self, json_key: str, page: str) -> PageLink | None:
+        """put() under the JSON report's key, .html for .json (page_key)."""
+        return self.put(page_key(json_key), page)
+
     def put(self, key: str, page: str) -> PageLink | None:
         where = f"s3://{self._bucket}/{key}"
         try:

@@ -115,9 +115,18 @@ def _endpoint(values: Mapping[str, object]) -> EndpointSpec:
 
 
 @dataclass(frozen=True)
-class FleetLocation:
+class Location:
+    """An S3 object: the fleet list an event names, a report the function stored."""
+
     bucket: str
     key: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def to_dict(self) -> dict:
+        return {"bucket": self.bucket, "key": self.key, "uri": self.uri}
 
 
 @dataclass(frozen=True)
@@ -126,7 +135,7 @@ class Targets:
 
     endpoints: tuple[EndpointSpec, ...]
     correlation_id: str
-    fleet: FleetLocation | None = None
+    fleet: Location | None = None
     batch: bool = False  # a Step Functions batch: return the report, publish nothing
 
     @property
@@ -137,7 +146,7 @@ class Targets:
         if self.correlation_id:
             return self.correlation_id
         if self.fleet is not None:
-            return f"s3://{self.fleet.bucket}/{self.fleet.key}"
+            return self.fleet.uri
         hosts = "\n".join(sorted({spec.host for spec in self.endpoints}))
         return "endpoints-" + hashlib.sha256(hosts.encode()).hexdigest()[:12]
 
@@ -222,10 +231,10 @@ def _spec(given: Mapping[str, object], default: EndpointSpec, fields) -> Endpoin
     return replace(default, **changes)
 
 
-def _fleet_location(given: object, problems: list[str]) -> FleetLocation | None:
+def _fleet_location(given: object, problems: list[str]) -> Location | None:
     if isinstance(given, Mapping) and set(given) == {"bucket", "key"} \
             and all(isinstance(given[k], str) and given[k] for k in ("bucket", "key")):
-        return FleetLocation(given["bucket"], given["key"])
+        return Location(given["bucket"], given["key"])
     problems.append('fleet: expected {"bucket": "...", "key": "..."} (the S3 object holding the fleet list)')
     return None
 

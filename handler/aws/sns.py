@@ -41,6 +41,7 @@ from engine.report import ERROR, STALE, Report, render_text, summary_line
 from engine.text import one_line
 from handler.aws.clients import aws_errors, error_code, is_temporary
 from handler.aws.report_page import PageLink, with_link
+from handler.aws.settings import Location
 from handler.outcome import action_counts
 
 log = logging.getLogger("spyglass.aws")
@@ -59,19 +60,6 @@ class DeliveryError(SpyglassError):
     def __init__(self, message: str, *, temporary: bool = False):
         super().__init__(message)
         self.temporary = temporary
-
-
-@dataclass(frozen=True)
-class Location:
-    bucket: str
-    key: str
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-    def to_dict(self) -> dict:
-        return {"bucket": self.bucket, "key": self.key, "uri": self.uri}
 
 
 @dataclass(frozen=True)

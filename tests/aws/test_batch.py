@@ -9,7 +9,7 @@ from engine.errors import ConfigurationError
 from handler.aws.batch import STATE_OUTPUT_BYTES, batch_output, fleet_endpoints
 from handler.aws.fleetreport import resolve_offloaded
 from handler.aws.resultwriter import BatchOutcome, ResultReader
-from handler.aws.settings import EndpointSpec, FleetLocation, InvalidEventError
+from handler.aws.settings import EndpointSpec, Location, InvalidEventError
 
 from .test_aggregate import batch_report
 
@@ -17,10 +17,10 @@ ROOT = __import__("pathlib").Path(__file__).parents[2]
 DEFAULT = EndpointSpec(tls_secret="spyglass/shared")
 
 
-def put(aws, key: str, body) -> FleetLocation:
+def put(aws, key: str, body) -> Location:
     aws.client("s3").put_object(Bucket=aws.bucket, Key=key, Body=body if isinstance(body, bytes) else
                                 json.dumps(body).encode())
-    return FleetLocation(aws.bucket, key)
+    return Location(aws.bucket, key)
 
 
 def test_the_example_fleet_list_reads_from_s3_with_the_environments_defaults(aws):
@@ -49,7 +49,7 @@ def test_a_fleet_list_that_is_no_list_is_a_clear_error(aws, body, match):
 
 def test_a_missing_fleet_list_names_the_object(aws):
     with pytest.raises(ConfigurationError, match=r"s3://spyglass-reports-test/nowhere.json: NoSuchKey"):
-        fleet_endpoints(FleetLocation(aws.bucket, "nowhere.json"), DEFAULT, s3=aws.client("s3"))
+        fleet_endpoints(Location(aws.bucket, "nowhere.json"), DEFAULT, s3=aws.client("s3"))
 
 
 def test_a_small_batch_report_is_the_output_itself(aws):

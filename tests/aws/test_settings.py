@@ -110,10 +110,10 @@ def test_an_endpoints_list_is_scanned_together_each_item_over_the_environment():
 
 
 def test_a_fleet_location_is_read_later_and_a_batch_carries_its_run_in_batch_input():
-    from handler.aws.settings import FleetLocation
+    from handler.aws.settings import Location
 
     fleet = targets_for({"fleet": {"bucket": "cfg", "key": "spyglass/fleet.json"}}, DEFAULT)
-    assert fleet.fleet == FleetLocation("cfg", "spyglass/fleet.json") and fleet.endpoints == ()
+    assert fleet.fleet == Location("cfg", "spyglass/fleet.json") and fleet.endpoints == ()
     batch = targets_for({"Items": [{"host": "tcp://a:2376"}], "BatchInput": {"correlation_id": "exec-3"}}, DEFAULT)
     assert batch.batch and batch.correlation_id == "exec-3" and batch.endpoints[0].host == "tcp://a:2376"
 
