@@ -434,7 +434,7 @@ def _listing_error(operation: str, exc: BaseException) -> DaemonError:
 
 def _slug(exc: BaseException) -> tuple[str, bool]:
     """(reason slug, unreachable) by the types along the chain, the outermost understood one first."""
-    refused, timeouts, connection_errors = _sdk_types()
+    refused, timeouts, connection_errors = _error_types()
     for cause in causes(exc):
         if isinstance(cause, refused):
             return "daemon-refused", False
@@ -468,7 +468,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _known_reason(exc: BaseException) -> str | None:
-    refused, timeouts, _ = _sdk_types()
+    refused, timeouts, _ = _error_types()
     if isinstance(exc, refused):
         return str(exc.explanation or exc.status_code or "the daemon refused the call")[:200]
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -486,7 +486,7 @@ def _known_reason(exc: BaseException) -> str | None:
     return None
 
 
-def _sdk_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+def _error_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
     """(the daemon refused, timed out, could not connect): the exception types of enginehttp and
     the standard library, and the SDK's and requests' once loaded (an exception cannot be of a
     type whose module was never imported; importing it only to ask would cost 100 ms)."""

@@ -36,7 +36,6 @@ ITEM_FIELDS: Mapping[str, table.Kind] = {
 }
 LAMBDA_FIELDS: Mapping[str, table.Kind] = {**ITEM_FIELDS, "tls_secret": table.TEXT}
 PEM_FIELDS = ("ca_cert", "client_cert", "client_key")
-SELECTION_FIELDS = ("names", "label_enable", "scope")
 
 
 @dataclass(frozen=True)
